@@ -1,0 +1,198 @@
+/**
+ * record: one journaled mutation and its binary form.
+ *
+ * A record is what the primary journals for every mutation of every volume,
+ * what it ships to DR nodes, and what a DR stores before applying. The binary
+ * form is the same on disk (LevelDB values) and on the wire, so a record is
+ * checked once by CRC and never re-encoded between the two.
+ *
+ * Format version 1 (all integers big-endian):
+ *
+ *   off  size  field
+ *   0    1     version (1)
+ *   1    1     op (see OP_CODES)
+ *   2    2     flags (reserved, 0)
+ *   4    8     seq
+ *   12   8     ts, milliseconds since the epoch
+ *   20   8     offset  (write/zero: byte offset; truncate: new size)
+ *   28   8     length  (write: payload bytes; zero: bytes zeroed; else 0)
+ *   36   4     mode    (create, mkdir, chmod; else 0)
+ *   40   2     volume name length n (UTF-8 bytes)
+ *   42   2     target name length m (rename destination; else 0)
+ *   44   n     volume name
+ *   44+n m     target name
+ *   ...  len   payload (write only)
+ *   end  4     CRC-32 (IEEE) of every byte before it
+ *
+ * `fixtures/record-v1.bin` pins this layout; change it only with a new version.
+ */
+import { crc32 } from 'node:zlib'
+import { VolmirrorError } from '../errors.js'
+
+/** RECORD_VERSION is the format version this build writes. */
+export const RECORD_VERSION = 1
+/** HEADER_SIZE is the fixed part before the names. */
+export const HEADER_SIZE = 44
+/** CRC_SIZE is the trailing checksum. */
+export const CRC_SIZE = 4
+
+/** Op is the kind of mutation a record holds. */
+export type Op = 'write' | 'zero' | 'truncate' | 'create' | 'rename' | 'delete' | 'mkdir' | 'rmdir' | 'chmod'
+
+/** OP_CODES are the on-disk op numbers; never reuse one. */
+export const OP_CODES: Readonly<Record<Op, number>> = {
+  write: 1, zero: 2, truncate: 3, create: 4, rename: 5, delete: 6, mkdir: 7, rmdir: 8, chmod: 9,
+}
+const OPS_BY_CODE: Op[] = []
+for (const [op, code] of Object.entries(OP_CODES)) OPS_BY_CODE[code] = op as Op
+
+/** NAMESPACE_OPS change which names exist; they are barriers in the write path. */
+export const NAMESPACE_OPS: ReadonlySet<Op> = new Set(['create', 'rename', 'delete', 'mkdir', 'rmdir'])
+
+/** RecordFields is what a caller supplies to make a record; seq and ts are assigned by the journal. */
+export interface RecordFields {
+  op: Op
+  volume: string
+  offset?: number
+  length?: number
+  mode?: number
+  target?: string
+  /** The payload of a write; copied into the encoded record at once. */
+  data?: Uint8Array
+}
+
+/** JournalRecord is a decoded record. `data` is a view into `bytes` (never copied). */
+export interface JournalRecord {
+  seq: number
+  ts: number
+  op: Op
+  volume: string
+  offset: number
+  length: number
+  mode: number
+  target: string
+  data: Buffer | undefined
+  /** The whole encoded record, CRC included. */
+  bytes: Buffer
+}
+
+/**
+ * encodeRecord builds the binary record. The payload is copied here, once:
+ * callers may pass memory they do not own (a FUSE buffer) and reuse it as
+ * soon as this returns.
+ */
+export function encodeRecord (seq: number, ts: number, f: RecordFields): JournalRecord {
+  const code = OP_CODES[f.op]
+  if (code === undefined) throw new VolmirrorError('INVALID_ARGUMENT', `unknown record op ${String(f.op)}`)
+  const vol = Buffer.from(f.volume, 'utf8')
+  const target = Buffer.from(f.target ?? '', 'utf8')
+  if (vol.length > 0xffff || target.length > 0xffff) throw new VolmirrorError('NAME_TOO_LONG', 'volume name too long for a record')
+  const payloadLen = f.op === 'write' ? (f.data?.length ?? 0) : 0
+  const length = f.op === 'write' ? payloadLen : (f.length ?? 0)
+  const size = HEADER_SIZE + vol.length + target.length + payloadLen + CRC_SIZE
+  const b = Buffer.allocUnsafe(size)
+  b[0] = RECORD_VERSION
+  b[1] = code
+  b.writeUInt16BE(0, 2)
+  writeU64(b, 4, seq)
+  writeU64(b, 12, ts)
+  writeU64(b, 20, f.offset ?? 0)
+  writeU64(b, 28, length)
+  b.writeUInt32BE((f.mode ?? 0) >>> 0, 36)
+  b.writeUInt16BE(vol.length, 40)
+  b.writeUInt16BE(target.length, 42)
+  let p = HEADER_SIZE
+  p += vol.copy(b, p)
+  p += target.copy(b, p)
+  let data: Buffer | undefined
+  if (payloadLen > 0 && f.data) {
+    b.set(f.data, p)
+    data = b.subarray(p, p + payloadLen)
+    p += payloadLen
+  } else if (f.op === 'write') {
+    data = b.subarray(p, p)
+  }
+  b.writeUInt32BE(crc32(b.subarray(0, p)), p)
+  return {
+    seq, ts, op: f.op, volume: f.volume, offset: f.offset ?? 0, length, mode: f.mode ?? 0, target: f.target ?? '', data, bytes: b,
+  }
+}
+
+/**
+ * decodeRecord parses and verifies one encoded record. Throws RECORD_CORRUPT
+ * for a bad CRC or a truncated record, RECORD_VERSION for a version this
+ * build cannot read. The returned `data` is a view into `bytes`.
+ */
+export function decodeRecord (bytes: Buffer): JournalRecord {
+  if (bytes.length < HEADER_SIZE + CRC_SIZE) throw corrupt(`record of ${bytes.length} bytes is shorter than its header`)
+  if (bytes[0] !== RECORD_VERSION) {
+    throw new VolmirrorError('RECORD_VERSION', `record format version ${bytes[0]} is not supported (this build reads ${RECORD_VERSION})`)
+  }
+  const op = OPS_BY_CODE[bytes[1]!]
+  if (!op) throw corrupt(`unknown op code ${bytes[1]}`)
+  const n = bytes.readUInt16BE(40)
+  const m = bytes.readUInt16BE(42)
+  const length = readU64(bytes, 28)
+  const payloadLen = op === 'write' ? length : 0
+  const end = HEADER_SIZE + n + m + payloadLen
+  if (end + CRC_SIZE !== bytes.length) throw corrupt(`record length ${bytes.length} does not match its header (${end + CRC_SIZE})`)
+  const want = bytes.readUInt32BE(end)
+  const got = crc32(bytes.subarray(0, end))
+  if (want !== got) throw corrupt(`record CRC mismatch (stored ${hex(want)}, computed ${hex(got)})`)
+  const seq = readU64(bytes, 4)
+  return {
+    seq,
+    ts: readU64(bytes, 12),
+    op,
+    volume: bytes.toString('utf8', HEADER_SIZE, HEADER_SIZE + n),
+    offset: readU64(bytes, 20),
+    length,
+    mode: bytes.readUInt32BE(36),
+    target: bytes.toString('utf8', HEADER_SIZE + n, HEADER_SIZE + n + m),
+    data: op === 'write' ? bytes.subarray(HEADER_SIZE + n + m, end) : undefined,
+    bytes,
+  }
+}
+
+/** peekSeq reads the seq of an encoded record without verifying it. */
+export function peekSeq (bytes: Buffer): number {
+  return readU64(bytes, 4)
+}
+
+/** seqKey is the 8-byte big-endian LevelDB key of a seq: keys sort in seq order. */
+export function seqKey (seq: number): Buffer {
+  const k = Buffer.allocUnsafe(8)
+  writeU64(k, 0, seq)
+  return k
+}
+
+/** keySeq reads a key made by {@link seqKey}. */
+export function keySeq (key: Uint8Array): number {
+  return readU64(Buffer.from(key.buffer, key.byteOffset, key.byteLength), 0)
+}
+
+/** recordEnd is the byte just after a record's range (offset + length), for writes and zeroes. */
+export function recordEnd (r: Pick<JournalRecord, 'offset' | 'length'>): number {
+  return r.offset + r.length
+}
+
+// Seqs, offsets and timestamps stay below 2^53 and are handled as numbers.
+function writeU64 (b: Buffer, at: number, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new VolmirrorError('INVALID_ARGUMENT', `not a valid 64-bit field: ${v}`)
+  b.writeUInt32BE(Math.floor(v / 0x100000000), at)
+  b.writeUInt32BE(v >>> 0, at + 4)
+}
+
+function readU64 (b: Buffer, at: number): number {
+  const hi = b.readUInt32BE(at)
+  if (hi > 0x1fffff) throw corrupt(`64-bit field at ${at} exceeds 2^53`)
+  return hi * 0x100000000 + b.readUInt32BE(at + 4)
+}
+
+function corrupt (msg: string): VolmirrorError {
+  return new VolmirrorError('RECORD_CORRUPT', msg)
+}
+
+function hex (n: number): string {
+  return n.toString(16).padStart(8, '0')
+}

@@ -1,0 +1,241 @@
+/**
+ * primary-node: wires a primary together (like LiteFS's cmd): state
+ * directory, journal, crash replay, the write path, checkpoints and
+ * trimming, the image watcher, the FUSE mount, the control socket.
+ *
+ * Start order matters: the state directory's lock comes first (so a second
+ * node never touches this node's mount), then replay (so the images are
+ * whole before anyone sees them), then the mount.
+ */
+import path from 'node:path'
+import { readdir } from 'node:fs/promises'
+import { ControlServer } from '../control/control-socket.js'
+import { FuseMount } from '../fuse/mount.js'
+import type { Logger } from '../log.js'
+import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
+import { PrimaryFs } from '../primary/primary-fs.js'
+import { RecordApplier } from '../store/applier.js'
+import { Checkpointer } from '../store/checkpoint.js'
+import { ImageDir, type FaultHook } from '../store/image-dir.js'
+import { Journal, type JournalStats } from '../store/journal.js'
+import { replayJournal } from '../store/replay.js'
+import { StateStore, type JsonLevel } from '../store/state-store.js'
+import { VolumeFiles } from '../store/volume-files.js'
+
+/** PrimaryOptions are the settings of `volmirror primary`. */
+export interface PrimaryOptions {
+  images: string
+  state: string
+  mount: string
+  regionSize?: number
+  log: Logger
+  /** Keep journal records even when no DR needs them (audit, tests). */
+  retainJournal?: boolean
+  checkpointMs?: number
+  /** Fault-injection seam for tests. */
+  faults?: FaultHook
+  opTimeoutMs?: number
+}
+
+/** VolumeStatus is one volume in `status`. */
+export interface VolumeStatus {
+  name: string
+  size: number
+  /** Bytes allocated on disk (sparse images allocate less than their size). */
+  allocated: number
+  /** Set when the volume changed outside volmirror's write path and needs a checksum resync. */
+  flagged?: Flag
+}
+
+/** Flag says why a volume must be compared by checksum before it is trusted. */
+export interface Flag {
+  reason: 'added-outside' | 'changed-outside' | 'removed-outside' | 'apply-failed'
+  since: string
+  seq: number
+}
+
+/** PrimaryStatus is `status --json` of a primary. */
+export interface PrimaryStatus {
+  role: 'primary'
+  nodeId: string
+  epoch: number
+  regionSize: number
+  pid: number
+  startedAt: string
+  images: string
+  state: string
+  mount: string
+  seq: { last: number, applied: number, durableInImages: number }
+  journal: JournalStats & { retained: boolean }
+  volumes: VolumeStatus[]
+  removedOutside: Array<{ name: string } & Flag>
+}
+
+/** PrimaryNode is a running primary. */
+export class PrimaryNode {
+  private closing: Promise<void> | undefined
+  readonly startedAt = new Date()
+
+  private constructor (
+    readonly opts: PrimaryOptions,
+    readonly store: StateStore,
+    readonly images: ImageDir,
+    readonly journal: Journal,
+    readonly files: VolumeFiles,
+    readonly fs: PrimaryFs,
+    readonly checkpointer: Checkpointer,
+    readonly flags: JsonLevel,
+    readonly mount: FuseMount,
+    readonly watcher: ImageWatcher,
+    readonly control: ControlServer,
+  ) {}
+
+  /** start brings a primary up; on failure everything it opened is closed again. */
+  static async start (opts: PrimaryOptions): Promise<PrimaryNode> {
+    const log = opts.log
+    const images = new ImageDir(opts.images, opts.faults ? { faults: opts.faults } : {})
+    await images.check()
+    const store = await StateStore.open(opts.state, { role: 'primary', ...(opts.regionSize ? { regionSize: opts.regionSize } : {}) })
+    const cleanup: Array<() => Promise<void> | void> = [() => store.close()]
+    try {
+      const journal = new Journal(store, log)
+      await journal.open()
+      const files = new VolumeFiles(images)
+      cleanup.unshift(() => files.closeAll())
+      const applier = new RecordApplier(images, files, { zeroes: 'write', deletes: 'unlink' })
+      let fsRef: PrimaryFs | undefined
+      const checkpointer = new Checkpointer(store, images, files, log, {
+        appliedSeq: () => fsRef?.appliedSeq ?? journal.committedSeq,
+        intervalMs: opts.checkpointMs ?? 1000,
+        onCheckpoint: async (imageSeq) => {
+          // No DR yet: once a record is durable in the image nobody needs it
+          // (a DR that registers later starts with a full initial sync).
+          if (!opts.retainJournal) await journal.trim(imageSeq)
+        },
+      })
+      const imageSeq = await checkpointer.load()
+      await replayJournal(journal, applier, imageSeq, log)
+      const fs = new PrimaryFs(images, files, journal, applier, checkpointer, log)
+      fsRef = fs
+      await checkpointer.run()
+      checkpointer.start()
+      cleanup.unshift(() => checkpointer.stop())
+
+      const flags = store.json('flags')
+      const watcher = new ImageWatcher(images.root, log, (c) => { void recordOutsideChange(flags, c, journal.lastSeq, log) })
+      await watcher.start()
+      cleanup.unshift(() => watcher.close())
+      fs.onApplied((records) => {
+        const touched = new Set<string>()
+        for (const r of records) {
+          if (r.op === 'delete') { watcher.deleted(r.volume); continue }
+          if (r.op === 'rename') { watcher.renamed(r.volume, r.target); continue }
+          if (r.op === 'write' || r.op === 'zero' || r.op === 'truncate' || r.op === 'create') touched.add(r.volume)
+        }
+        for (const name of touched) {
+          const f = files.peek(name)
+          if (f) watcher.wrote(name, images.fstatSync(f.fd))
+        }
+        for (const [volume, failure] of fs.applyFailures) {
+          fs.applyFailures.delete(volume)
+          void setFlag(flags, volume, { reason: 'apply-failed', since: new Date().toISOString(), seq: failure.seq }, log)
+        }
+      })
+
+      const mount = new FuseMount(opts.mount, fs, { log, ...(opts.opTimeoutMs ? { opTimeoutMs: opts.opTimeoutMs } : {}), fsname: `volmirror:${path.basename(images.root)}` })
+      await mount.mount()
+      cleanup.unshift(() => mount.unmount())
+
+      const control = new ControlServer(store.dir, log)
+      const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control)
+      control.handle('status', async () => await node.status())
+      await control.listen()
+      log.info('node.ready', { role: 'primary', mount: mount.mountPoint, images: images.root, state: store.dir, lastSeq: journal.lastSeq, pid: process.pid })
+      return node
+    } catch (err) {
+      for (const fn of cleanup) {
+        try { await fn() } catch (e) { log.warn('node.cleanup_failed', { err: e }) }
+      }
+      throw err
+    }
+  }
+
+  /** status is what `volmirror status` shows. */
+  async status (): Promise<PrimaryStatus> {
+    const flags = new Map<string, Flag>()
+    for await (const [k, v] of this.flags.iterator()) flags.set(k, v as Flag)
+    const volumes = await listVolumes(this.images)
+    const present = new Set(volumes.map(v => v.name))
+    for (const v of volumes) {
+      const f = flags.get(v.name)
+      if (f) v.flagged = f
+    }
+    const id = this.store.identity
+    return {
+      role: 'primary',
+      nodeId: id.nodeId,
+      epoch: id.epoch,
+      regionSize: id.regionSize,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      images: this.images.root,
+      state: this.store.dir,
+      mount: this.mount.mountPoint,
+      seq: { last: this.journal.lastSeq, applied: this.fs.appliedSeq, durableInImages: this.checkpointer.imageSeq },
+      journal: { ...this.journal.stats(), retained: this.opts.retainJournal ?? false },
+      volumes,
+      removedOutside: [...flags].filter(([name, f]) => f.reason === 'removed-outside' && !present.has(name)).map(([name, f]) => ({ name, ...f })),
+    }
+  }
+
+  /** close unmounts, finishes what is in flight, checkpoints and closes the state; safe to call twice. */
+  close (): Promise<void> {
+    this.closing ??= this.doClose()
+    return this.closing
+  }
+
+  private async doClose (): Promise<void> {
+    const log = this.opts.log
+    await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
+    await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
+    await this.watcher.close().catch(() => {})
+    this.checkpointer.stop()
+    await this.fs.quiesce().catch(() => {})
+    await this.checkpointer.run().catch(err => log.warn('node.close_step_failed', { step: 'checkpoint', err }))
+    await this.journal.close()
+    this.files.closeAll()
+    await this.store.close()
+    log.info('node.stopped', { role: 'primary', lastSeq: this.journal.lastSeq })
+  }
+}
+
+async function listVolumes (images: ImageDir): Promise<VolumeStatus[]> {
+  const out: VolumeStatus[] = []
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(images.path(dir), { withFileTypes: true }).catch(() => [])
+    for (const e of entries) {
+      const name = dir ? `${dir}/${e.name}` : e.name
+      if (!dir && e.name.startsWith('.volmirror')) continue
+      if (e.isDirectory()) { await walk(name); continue }
+      if (!e.isFile()) continue
+      const st = await images.lstat(name).catch(() => undefined)
+      if (st) out.push({ name, size: st.size, allocated: st.blocks * 512 })
+    }
+  }
+  await walk('')
+  return out.sort((a, b) => a.name < b.name ? -1 : 1)
+}
+
+async function setFlag (flags: JsonLevel, volume: string, flag: Flag, log: Logger): Promise<void> {
+  try {
+    await flags.put(volume, flag)
+  } catch (err) {
+    log.error('flag.write_failed', { volume, err })
+  }
+}
+
+async function recordOutsideChange (flags: JsonLevel, c: OutsideChange, seq: number, log: Logger): Promise<void> {
+  const reason = c.kind === 'added' ? 'added-outside' : c.kind === 'removed' ? 'removed-outside' : 'changed-outside'
+  const existing = await flags.get(c.volume).catch(() => undefined) as Flag | undefined
+  await setFlag(flags, c.volume, { reason, since: existing?.since ?? new Date().toISOString(), seq }, log)
+}

@@ -1,0 +1,254 @@
+/**
+ * primary-fs: the primary's file system of volumes (DESIGN "Primary write
+ * path").
+ *
+ * A mutation is appended to the journal; the journal's commit hook applies
+ * it to the backing image (in seq order, synchronously); then the kernel
+ * gets its reply. fsync makes the journal durable (a sync LevelDB write) and
+ * fdatasyncs the image. Writes of zeros become payload-less `zero` records.
+ *
+ * Namespace operations (create, mkdir, rename, delete, rmdir) are barriers:
+ * new mutations wait at a gate while everything before is applied and made
+ * durable (a checkpoint), then the operation is validated, journaled (sync),
+ * applied, its directory fsynced, and a second checkpoint moves the image
+ * watermark past it. So crash replay never has to re-run a write across a
+ * rename or delete of its file: at most the namespace operation itself is
+ * replayed, idempotently.
+ */
+import fs from 'node:fs'
+import { NAMESPACE_OPS, type JournalRecord, type RecordFields } from '../core/record.js'
+import { isUnder, parentName, RESERVED_PREFIX } from '../core/volume-name.js'
+import type { FileStat, FsStat, VolumeFs } from '../core/volume-fs.js'
+import { isAllZero } from '../core/zero.js'
+import { VolmirrorError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { RecordApplier } from '../store/applier.js'
+import type { Checkpointer } from '../store/checkpoint.js'
+import type { ImageDir } from '../store/image-dir.js'
+import type { Journal } from '../store/journal.js'
+import type { VolumeFiles } from '../store/volume-files.js'
+
+/** AppliedListener hears about every record applied to an image (status, codes, external-change detection). */
+export type AppliedListener = (records: JournalRecord[]) => void
+
+/** PrimaryFs implements VolumeFs for a primary node. */
+export class PrimaryFs implements VolumeFs {
+  /** The last seq applied to the images. */
+  appliedSeq: number
+  private readonly handles = new Map<number, { name: string, flags: number }>()
+  private nextHandle = 1
+  private gate: Promise<void> | undefined
+  private namespaceChain: Promise<unknown> = Promise.resolve()
+  private readonly listeners: AppliedListener[] = []
+  /** Records whose apply failed after they were journaled: their volumes need a checksum resync. */
+  readonly applyFailures = new Map<string, { seq: number, code: string }>()
+
+  constructor (
+    private readonly images: ImageDir,
+    private readonly files: VolumeFiles,
+    private readonly journal: Journal,
+    private readonly applier: RecordApplier,
+    private readonly checkpointer: Checkpointer,
+    private readonly log: Logger,
+  ) {
+    this.appliedSeq = journal.committedSeq
+    journal.onCommitted = records => this.applyCommitted(records)
+  }
+
+  /** onApplied registers a listener for applied records. */
+  onApplied (fn: AppliedListener): void {
+    this.listeners.push(fn)
+  }
+
+  // The commit hook: runs synchronously after each LevelDB batch, in seq order.
+  private applyCommitted (records: JournalRecord[]): Array<Error | undefined> {
+    const results: Array<Error | undefined> = new Array(records.length)
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!
+      try {
+        this.applier.apply(rec)
+      } catch (err) {
+        // The record is journaled but not in the image: the image is what
+        // is true, so the volume must be compared (by checksum) with any DR.
+        results[i] = err as Error
+        this.applyFailures.set(rec.volume, { seq: rec.seq, code: (err as VolmirrorError).code ?? 'IO_ERROR' })
+        this.log.error('apply.failed', { seq: rec.seq, op: rec.op, volume: rec.volume, err })
+      }
+      this.appliedSeq = rec.seq
+    }
+    for (const l of this.listeners) l(records)
+    return results
+  }
+
+  // --- reads and attributes ------------------------------------------------
+
+  async getattr (name: string): Promise<FileStat> {
+    const st = await this.images.lstat(name)
+    if (!st.isFile() && !st.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${name} is not a volume`)
+    return st
+  }
+
+  async readdir (name: string): Promise<string[]> {
+    const entries = await this.images.readdir(name)
+    return entries
+      .filter(e => (e.isFile() || e.isDirectory()) && !(name === '' && e.name.startsWith(RESERVED_PREFIX)))
+      .map(e => e.name)
+  }
+
+  async open (name: string, flags: number): Promise<number> {
+    const st = await this.images.lstat(name)
+    if (st.isDirectory()) throw new VolmirrorError('IS_DIRECTORY', `${name} is a directory`)
+    this.files.get(name)
+    return this.newHandle(name, flags)
+  }
+
+  async read (name: string, _handle: number, target: Buffer, length: number, position: number): Promise<number> {
+    return await this.files.use(name, f => this.images.read(f.fd, target, length, position))
+  }
+
+  async statfs (): Promise<FsStat> {
+    const s = await this.images.statfs()
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
+    }
+  }
+
+  // --- data mutations ------------------------------------------------------
+
+  write (name: string, _handle: number, data: Buffer, position: number): Promise<number> {
+    if (this.gate) {
+      const copy = Buffer.from(data)
+      return this.gate.then(() => this.write(name, _handle, copy, position))
+    }
+    const length = data.length
+    const fields: RecordFields = isAllZero(data)
+      ? { op: 'zero', volume: name, offset: position, length }
+      : { op: 'write', volume: name, offset: position, data }
+    return this.journal.append(fields).committed.then(() => length)
+  }
+
+  async truncate (name: string, size: number): Promise<void> {
+    await this.passGate()
+    await this.journal.append({ op: 'truncate', volume: name, offset: size }).committed
+  }
+
+  async chmod (name: string, mode: number): Promise<void> {
+    await this.passGate()
+    await this.journal.append({ op: 'chmod', volume: name, mode: mode & 0o7777 }).committed
+  }
+
+  async fsync (name: string, _handle: number, _datasync: boolean): Promise<void> {
+    const f = this.files.get(name)
+    await Promise.all([this.journal.sync(), this.images.fdatasync(f.fd)])
+  }
+
+  async flush (): Promise<void> {}
+
+  // Times and ownership are not replicated: a DR keeps its own.
+  async chown (name: string, uid: number, gid: number): Promise<void> { await this.images.chown(name, uid, gid) }
+  async utimens (name: string, atimeMs: number, mtimeMs: number): Promise<void> { await this.images.utimes(name, atimeMs, mtimeMs) }
+
+  // --- namespace mutations (barriers) ---------------------------------------
+
+  async create (name: string, mode: number): Promise<number> {
+    await this.namespace({ op: 'create', volume: name, mode: mode & 0o7777 }, async () => {
+      await this.mustNotExist(name)
+      await this.mustBeDirectory(parentName(name))
+    })
+    return this.newHandle(name, fs.constants.O_RDWR)
+  }
+
+  async mkdir (name: string, mode: number): Promise<void> {
+    await this.namespace({ op: 'mkdir', volume: name, mode: mode & 0o7777 }, async () => {
+      await this.mustNotExist(name)
+      await this.mustBeDirectory(parentName(name))
+    })
+  }
+
+  async unlink (name: string): Promise<void> {
+    await this.namespace({ op: 'delete', volume: name }, async () => {
+      const st = await this.images.lstat(name)
+      if (st.isDirectory()) throw new VolmirrorError('IS_DIRECTORY', `${name} is a directory`)
+    })
+  }
+
+  async rmdir (name: string): Promise<void> {
+    await this.namespace({ op: 'rmdir', volume: name }, async () => {
+      const st = await this.images.lstat(name)
+      if (!st.isDirectory()) throw new VolmirrorError('NOT_DIRECTORY', `${name} is not a directory`)
+      if ((await this.images.readdir(name)).length > 0) throw new VolmirrorError('NOT_EMPTY', `${name} is not empty`)
+    })
+  }
+
+  async rename (from: string, to: string): Promise<void> {
+    await this.namespace({ op: 'rename', volume: from, target: to }, async () => {
+      const src = await this.images.lstat(from)
+      await this.mustBeDirectory(parentName(to))
+      if (src.isDirectory() && isUnder(to, from) && to !== from) {
+        throw new VolmirrorError('INVALID_ARGUMENT', `cannot move ${from} into itself`)
+      }
+      const dst = await this.images.lstat(to).catch(() => undefined)
+      if (!dst) return
+      if (src.isDirectory() && !dst.isDirectory()) throw new VolmirrorError('NOT_DIRECTORY', `${to} is not a directory`)
+      if (!src.isDirectory() && dst.isDirectory()) throw new VolmirrorError('IS_DIRECTORY', `${to} is a directory`)
+      if (dst.isDirectory() && (await this.images.readdir(to)).length > 0) throw new VolmirrorError('NOT_EMPTY', `${to} is not empty`)
+    })
+  }
+
+  async release (_name: string, handle: number): Promise<void> {
+    this.handles.delete(handle)
+  }
+
+  /** quiesce waits until every mutation so far is applied (and no barrier is running). */
+  async quiesce (): Promise<void> {
+    await this.namespaceChain
+    await this.journal.idle()
+  }
+
+  private newHandle (name: string, flags: number): number {
+    const h = this.nextHandle++
+    if (this.nextHandle > 0x7fffffff) this.nextHandle = 1
+    this.handles.set(h, { name, flags })
+    return h
+  }
+
+  private async passGate (): Promise<void> {
+    while (this.gate) await this.gate
+  }
+
+  private namespace (fields: RecordFields, validate: () => Promise<void>): Promise<void> {
+    if (!NAMESPACE_OPS.has(fields.op)) throw new Error(`not a namespace op: ${fields.op}`)
+    const run = async (): Promise<void> => {
+      let open!: () => void
+      this.gate = new Promise<void>(resolve => { open = resolve })
+      try {
+        await this.journal.idle()
+        await this.checkpointer.run()
+        await validate()
+        const { committed } = this.journal.append(fields)
+        await Promise.all([committed, this.journal.sync()])
+        await this.images.fsyncDir(parentName(fields.volume))
+        if (fields.target !== undefined && parentName(fields.target) !== parentName(fields.volume)) {
+          await this.images.fsyncDir(parentName(fields.target))
+        }
+        await this.checkpointer.run()
+      } finally {
+        this.gate = undefined
+        open()
+      }
+    }
+    const p = this.namespaceChain.then(run, run)
+    this.namespaceChain = p.catch(() => {})
+    return p
+  }
+
+  private async mustNotExist (name: string): Promise<void> {
+    if (await this.images.lstat(name).then(() => true, () => false)) throw new VolmirrorError('EXISTS', `${name} exists`)
+  }
+
+  private async mustBeDirectory (name: string): Promise<void> {
+    const st = await this.images.lstat(name)
+    if (!st.isDirectory()) throw new VolmirrorError('NOT_DIRECTORY', `${name || '/'} is not a directory`)
+  }
+}
