@@ -40,7 +40,7 @@ common(program.command('primary'))
   .requiredOption('--mount <dir>', 'empty directory to mount the volumes on')
   .option('--region-size <size>', 'region size, fixed at first start (64K..16M, power of two)', '1M')
   .option('--retain-journal', 'keep journal records even when no DR needs them (audit, debugging)', false)
-  .option('--checkpoint-interval <duration>', 'how often images are made durable and the journal trimmed', '1s')
+  .option('--checkpoint-interval <duration>', 'longest time between checkpoints (images made durable, journal trimmed)', '30s')
   .addHelpText('after', `
 Example:
   volmirror primary --images ./images --state ./state --mount ./mnt

@@ -1,145 +1,152 @@
 /**
- * group-commit: many writers, one storage write at a time.
+ * group-commit: many producers, one storage write at a time.
  *
- * The first item to arrive is flushed alone at once (no added latency when
- * idle); items that arrive while a flush is in flight wait and go out
- * together in the next flush. Under load this turns N FUSE writes into one
- * LevelDB batch; on its own a writer never waits for a timer.
+ * Items are pushed as they come; one flush is in flight at a time and
+ * carries everything queued when it starts. With `delayMs` 0 the first item
+ * after a quiet spell goes out at once; a write-behind user (nobody waits on
+ * the flush) sets a small delay so that even one-at-a-time producers share
+ * batches. Under load, items that arrive during a flush go out together in
+ * the next one; a full batch (`maxItems`) never waits. A failed
+ * flush is retried (its items stay first in line) after a backoff, so
+ * nothing pushed is ever dropped; `flushed()` waits for it.
  *
- * A flush may report a per-item failure (its result array), which rejects
- * only that item. A flush that throws rejects its whole batch and every item
- * queued behind it: the owner decides whether the store is still usable
- * (see {@link GroupCommit.onFailure}).
+ * Pure: the storage write is the injected `flush` function.
  */
 
-/** FlushFn writes one batch; `sync` asks for durability of everything written so far. */
-export type FlushFn<T> = (items: T[], sync: boolean) => Promise<Array<Error | undefined> | void>
+/** FlushFn writes one batch, oldest first. */
+export type FlushFn<T> = (items: T[]) => Promise<void>
 
-interface Entry<T> {
-  item: T
-  resolve: () => void
-  reject: (err: Error) => void
-}
-
-interface Waiter {
-  resolve: () => void
-  reject: (err: Error) => void
-}
-
-/** GroupCommitOptions bound one batch. */
+/** GroupCommitOptions bound batches and pace retries. */
 export interface GroupCommitOptions<T> {
   /** Most items in one flush. */
   maxItems?: number
-  /** Most bytes in one flush, as measured by `sizeOf`. */
+  /** Most bytes in one flush, as measured by `sizeOf` (a single bigger item still goes alone). */
   maxBytes?: number
   sizeOf?: (item: T) => number
-  /** Called when a flush throws, before anything is rejected. */
-  onFailure?: (err: Error, items: T[], queued: T[]) => void
+  /** Called when a flush fails; it will be retried after `retryMs`. */
+  onError?: (err: Error, items: T[]) => void
+  retryMs?: number
+  /** How long the first item of a batch may wait for company. */
+  delayMs?: number
 }
 
-/** GroupCommit batches items into flushes, one flush in flight at a time. */
+interface Waiter { count: number, resolve: () => void }
+
+/** GroupCommit batches pushed items into flushes, one in flight at a time. */
 export class GroupCommit<T> {
-  private queue: Array<Entry<T>> = []
-  private syncWaiters: Waiter[] = []
-  private idleWaiters: Waiter[] = []
+  private queue: T[] = []
   private inFlight = false
+  private retryTimer: NodeJS.Timeout | undefined
+  private delayTimer: NodeJS.Timeout | undefined
+  private pushedCount = 0
+  private flushedCount = 0
+  private waiters: Waiter[] = []
   private readonly maxItems: number
   private readonly maxBytes: number
   private readonly sizeOf: (item: T) => number
-  private readonly onFailure: GroupCommitOptions<T>['onFailure']
-  /** Flushes done so far, and items they carried: `items / flushes` is the batching factor. */
-  readonly counters = { flushes: 0, items: 0, syncs: 0 }
+  private readonly retryMs: number
+  /** Flushes done and items they carried: `items / flushes` is the batching factor. */
+  readonly counters = { flushes: 0, items: 0, failures: 0 }
+  /** The last flush error, until a flush succeeds again. */
+  lastError: Error | undefined
 
-  constructor (private readonly flush: FlushFn<T>, opts: GroupCommitOptions<T> = {}) {
-    this.maxItems = opts.maxItems ?? 4096
-    this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024
+  constructor (private readonly flush: FlushFn<T>, private readonly opts: GroupCommitOptions<T> = {}) {
+    this.maxItems = opts.maxItems ?? 8192
+    this.maxBytes = opts.maxBytes ?? 16 * 1024 * 1024
     this.sizeOf = opts.sizeOf ?? (() => 1)
-    this.onFailure = opts.onFailure
+    this.retryMs = opts.retryMs ?? 1000
   }
 
-  /** add queues an item; resolves once the flush that carries it succeeded. */
-  add (item: T): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject })
-      this.kick()
-    })
+  /** push queues an item; it will be flushed (and retried) without further action. */
+  push (item: T): void {
+    this.queue.push(item)
+    this.pushedCount++
+    this.kick()
   }
 
-  /** sync resolves once everything added before it is durable (a flush with `sync` set). */
-  sync (): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.syncWaiters.push({ resolve, reject })
-      this.kick()
-    })
+  /** flushed resolves once every item pushed so far has been flushed (and flushes them without delay). */
+  flushed (): Promise<void> {
+    if (this.flushedCount === this.pushedCount) return Promise.resolve()
+    const p = new Promise<void>(resolve => { this.waiters.push({ count: this.pushedCount, resolve }) })
+    this.flushNow()
+    return p
   }
 
-  /** idle resolves when nothing is queued or in flight. */
-  idle (): Promise<void> {
-    if (!this.inFlight && this.queue.length === 0 && this.syncWaiters.length === 0) return Promise.resolve()
-    return new Promise<void>((resolve, reject) => { this.idleWaiters.push({ resolve, reject }) })
+  /** pending counts items pushed but not yet flushed. */
+  get pending (): number { return this.pushedCount - this.flushedCount }
+
+  /** stop cancels scheduled flushes and retries (items stay queued). */
+  stop (): void {
+    clearTimeout(this.retryTimer)
+    clearTimeout(this.delayTimer)
+    this.retryTimer = undefined
+    this.delayTimer = undefined
   }
 
-  /** pending counts items queued or in flight. */
-  get pending (): number { return this.queue.length + (this.inFlight ? 1 : 0) }
+  /** flushNow sends what is queued without waiting out the delay. */
+  flushNow (): void {
+    clearTimeout(this.delayTimer)
+    this.delayTimer = undefined
+    this.kick(true)
+  }
 
-  private kick (): void {
-    if (this.inFlight) return
-    if (this.queue.length === 0 && this.syncWaiters.length === 0) {
-      const w = this.idleWaiters
-      this.idleWaiters = []
-      for (const x of w) x.resolve()
+  private kick (now = false): void {
+    if (this.inFlight || this.retryTimer || this.queue.length === 0) return
+    const delay = this.opts.delayMs ?? 0
+    if (!now && delay > 0 && this.queue.length < this.maxItems) {
+      this.delayTimer ??= setTimeout(() => { this.delayTimer = undefined; this.kick(true) }, delay)
       return
     }
+    clearTimeout(this.delayTimer)
+    this.delayTimer = undefined
     const batch = this.take()
-    // A sync request is honoured by the batch that empties the queue: a
-    // sync write makes every earlier write durable as well.
-    const sync = this.syncWaiters.length > 0 && this.queue.length === 0
-    const syncers = sync ? this.syncWaiters : []
-    if (sync) this.syncWaiters = []
     this.inFlight = true
-    this.counters.flushes++
-    this.counters.items += batch.length
-    if (sync) this.counters.syncs++
-    let p: Promise<Array<Error | undefined> | void>
+    let p: Promise<void>
     try {
-      p = this.flush(batch.map(e => e.item), sync)
+      p = this.flush(batch)
     } catch (err) {
       p = Promise.reject(err)
     }
-    p.then((results) => {
+    p.then(() => {
       this.inFlight = false
-      for (let i = 0; i < batch.length; i++) {
-        const e = results?.[i]
-        if (e) batch[i]!.reject(e)
-        else batch[i]!.resolve()
-      }
-      for (const s of syncers) s.resolve()
-      this.kick()
+      this.lastError = undefined
+      this.counters.flushes++
+      this.counters.items += batch.length
+      this.flushedCount += batch.length
+      this.wake()
+      this.kick(this.waiters.length > 0)
     }, (err: unknown) => {
       this.inFlight = false
-      const error = err instanceof Error ? err : new Error(String(err))
-      const queued = this.queue
-      const waiting = this.syncWaiters
-      this.queue = []
-      this.syncWaiters = []
-      this.onFailure?.(error, batch.map(e => e.item), queued.map(e => e.item))
-      for (const e of batch) e.reject(error)
-      for (const e of queued) e.reject(error)
-      for (const s of syncers) s.reject(error)
-      for (const s of waiting) s.reject(error)
-      this.kick()
+      this.counters.failures++
+      this.lastError = err instanceof Error ? err : new Error(String(err))
+      this.queue = batch.concat(this.queue)
+      this.opts.onError?.(this.lastError, batch)
+      clearTimeout(this.delayTimer)
+      this.delayTimer = undefined
+      this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.kick() }, this.retryMs)
+      this.retryTimer.unref?.()
     })
   }
 
-  private take (): Array<Entry<T>> {
+  private take (): T[] {
     let n = 0
     let bytes = 0
     while (n < this.queue.length && n < this.maxItems) {
-      const size = this.sizeOf(this.queue[n]!.item)
+      const size = this.sizeOf(this.queue[n]!)
       if (n > 0 && bytes + size > this.maxBytes) break
       bytes += size
       n++
     }
     return this.queue.splice(0, n)
+  }
+
+  private wake (): void {
+    if (this.waiters.length === 0) return
+    const still: Waiter[] = []
+    for (const w of this.waiters) {
+      if (w.count <= this.flushedCount) w.resolve()
+      else still.push(w)
+    }
+    this.waiters = still
   }
 }

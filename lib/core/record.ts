@@ -3,8 +3,9 @@
  *
  * A record is what the primary journals for every mutation of every volume,
  * what it ships to DR nodes, and what a DR stores before applying. The binary
- * form is the same on disk (LevelDB values) and on the wire, so a record is
- * checked once by CRC and never re-encoded between the two.
+ * form is the same in journal segments and on the wire, so a record is
+ * checked by CRC and never re-encoded between the two (LevelDB holds each
+ * record's header and where its bytes are: lib/store/journal.ts).
  *
  * Format version 1 (all integers big-endian):
  *
@@ -57,11 +58,11 @@ export interface RecordFields {
   length?: number
   mode?: number
   target?: string
-  /** The payload of a write; copied into the encoded record at once. */
+  /** The payload of a write. Not copied: it must stay unchanged until the record is stored. */
   data?: Uint8Array
 }
 
-/** JournalRecord is a decoded record. `data` is a view into `bytes` (never copied). */
+/** JournalRecord is a decoded record. */
 export interface JournalRecord {
   seq: number
   ts: number
@@ -71,51 +72,72 @@ export interface JournalRecord {
   length: number
   mode: number
   target: string
-  data: Buffer | undefined
-  /** The whole encoded record, CRC included. */
-  bytes: Buffer
+  /** The payload of a write (a view, never a copy). */
+  data: Uint8Array | undefined
 }
 
 /**
- * encodeRecord builds the binary record. The payload is copied here, once:
- * callers may pass memory they do not own (a FUSE buffer) and reuse it as
- * soon as this returns.
+ * EncodedRecord is a record in its binary form, as the pieces to write
+ * (header and names, payload, CRC) rather than one copied buffer: the
+ * payload is written to disk straight from where it is.
  */
-export function encodeRecord (seq: number, ts: number, f: RecordFields): JournalRecord {
+export interface EncodedRecord extends JournalRecord {
+  /** Header and names: bytes [0, HEADER_SIZE + n + m). */
+  head: Buffer
+  /** The trailing CRC-32. */
+  tail: Buffer
+  /** Total encoded size (head + payload + tail). */
+  size: number
+}
+
+/** DecodedRecord is a record read back from its bytes; `bytes` is the whole encoding. */
+export interface DecodedRecord extends JournalRecord {
+  bytes: Buffer
+}
+
+/** recordParts lists the pieces of an encoded record in order, for writev. */
+export function recordParts (r: EncodedRecord): Uint8Array[] {
+  return r.op === 'write' && r.data && r.data.length > 0 ? [r.head, r.data, r.tail] : [r.head, r.tail]
+}
+
+/**
+ * encodeRecord builds the binary record around `f.data` without copying
+ * it; the CRC covers header, names and payload.
+ */
+export function encodeRecord (seq: number, ts: number, f: RecordFields): EncodedRecord {
   const code = OP_CODES[f.op]
   if (code === undefined) throw new VolmirrorError('INVALID_ARGUMENT', `unknown record op ${String(f.op)}`)
   const vol = Buffer.from(f.volume, 'utf8')
   const target = Buffer.from(f.target ?? '', 'utf8')
   if (vol.length > 0xffff || target.length > 0xffff) throw new VolmirrorError('NAME_TOO_LONG', 'volume name too long for a record')
-  const payloadLen = f.op === 'write' ? (f.data?.length ?? 0) : 0
-  const length = f.op === 'write' ? payloadLen : (f.length ?? 0)
-  const size = HEADER_SIZE + vol.length + target.length + payloadLen + CRC_SIZE
-  const b = Buffer.allocUnsafe(size)
-  b[0] = RECORD_VERSION
-  b[1] = code
-  b.writeUInt16BE(0, 2)
-  writeU64(b, 4, seq)
-  writeU64(b, 12, ts)
-  writeU64(b, 20, f.offset ?? 0)
-  writeU64(b, 28, length)
-  b.writeUInt32BE((f.mode ?? 0) >>> 0, 36)
-  b.writeUInt16BE(vol.length, 40)
-  b.writeUInt16BE(target.length, 42)
-  let p = HEADER_SIZE
-  p += vol.copy(b, p)
-  p += target.copy(b, p)
-  let data: Buffer | undefined
-  if (payloadLen > 0 && f.data) {
-    b.set(f.data, p)
-    data = b.subarray(p, p + payloadLen)
-    p += payloadLen
-  } else if (f.op === 'write') {
-    data = b.subarray(p, p)
-  }
-  b.writeUInt32BE(crc32(b.subarray(0, p)), p)
+  const data = f.op === 'write' ? (f.data ?? new Uint8Array(0)) : undefined
+  const length = data ? data.length : (f.length ?? 0)
+  const head = Buffer.allocUnsafe(HEADER_SIZE + vol.length + target.length)
+  head[0] = RECORD_VERSION
+  head[1] = code
+  head.writeUInt16BE(0, 2)
+  writeU64(head, 4, seq)
+  writeU64(head, 12, ts)
+  writeU64(head, 20, f.offset ?? 0)
+  writeU64(head, 28, length)
+  head.writeUInt32BE((f.mode ?? 0) >>> 0, 36)
+  head.writeUInt16BE(vol.length, 40)
+  head.writeUInt16BE(target.length, 42)
+  vol.copy(head, HEADER_SIZE)
+  target.copy(head, HEADER_SIZE + vol.length)
+  let crc = crc32(head)
+  if (data && data.length > 0) crc = crc32(data, crc)
+  const tail = Buffer.allocUnsafe(CRC_SIZE)
+  tail.writeUInt32BE(crc, 0)
   return {
-    seq, ts, op: f.op, volume: f.volume, offset: f.offset ?? 0, length, mode: f.mode ?? 0, target: f.target ?? '', data, bytes: b,
+    seq, ts, op: f.op, volume: f.volume, offset: f.offset ?? 0, length, mode: f.mode ?? 0, target: f.target ?? '',
+    data, head, tail, size: head.length + (data?.length ?? 0) + CRC_SIZE,
   }
+}
+
+/** encodedBytes joins an encoded record into one buffer (the wire and test form; copies the payload). */
+export function encodedBytes (r: EncodedRecord): Buffer {
+  return Buffer.concat(recordParts(r), r.size)
 }
 
 /**
@@ -123,7 +145,7 @@ export function encodeRecord (seq: number, ts: number, f: RecordFields): Journal
  * for a bad CRC or a truncated record, RECORD_VERSION for a version this
  * build cannot read. The returned `data` is a view into `bytes`.
  */
-export function decodeRecord (bytes: Buffer): JournalRecord {
+export function decodeRecord (bytes: Buffer): DecodedRecord {
   if (bytes.length < HEADER_SIZE + CRC_SIZE) throw corrupt(`record of ${bytes.length} bytes is shorter than its header`)
   if (bytes[0] !== RECORD_VERSION) {
     throw new VolmirrorError('RECORD_VERSION', `record format version ${bytes[0]} is not supported (this build reads ${RECORD_VERSION})`)
@@ -157,6 +179,13 @@ export function decodeRecord (bytes: Buffer): JournalRecord {
 /** peekSeq reads the seq of an encoded record without verifying it. */
 export function peekSeq (bytes: Buffer): number {
   return readU64(bytes, 4)
+}
+
+/** peekSize reads the total encoded size from a record's first HEADER_SIZE bytes (for scanning). */
+export function peekSize (header: Buffer): number {
+  const op = OPS_BY_CODE[header[1]!]
+  const payload = op === 'write' ? readU64(header, 28) : 0
+  return HEADER_SIZE + header.readUInt16BE(40) + header.readUInt16BE(42) + payload + CRC_SIZE
 }
 
 /** seqKey is the 8-byte big-endian LevelDB key of a seq: keys sort in seq order. */

@@ -51,8 +51,9 @@ export interface VolumeFs {
   /** read fills `target` from `position`; returns bytes read (short only at end of file). */
   read (name: string, handle: number, target: Buffer, length: number, position: number): Promise<number>
   /**
-   * write stores `data` at `position`. `data` is the kernel's buffer: an
-   * implementation copies what it keeps before its first await.
+   * write stores `data` at `position`. `data` is the kernel's buffer; it
+   * stays valid until the returned promise settles (the mount never times a
+   * write out), and not a moment longer.
    */
   write (name: string, handle: number, data: Buffer, position: number): Promise<number>
   truncate (name: string, size: number): Promise<void>

@@ -6,7 +6,8 @@
  * guards libfuse's memory: a read lands in a buffer of ours and is copied
  * into the kernel's buffer only while the op is still live (fuse-native
  * frees that buffer when its own per-op timeout fires, and a late write into
- * it would corrupt memory).
+ * it would corrupt memory). Writes pass the kernel's buffer on uncopied:
+ * mutations have no timeout (mount.ts), so it lives until we answer.
  */
 import { fusePathToName } from '../core/volume-name.js'
 import type { VolumeFs } from '../core/volume-fs.js'
@@ -127,7 +128,7 @@ export function makeFuseOps (vfs: VolumeFs, opts: AdapterOptions): Record<string
         cb(toErrno(err))
         return
       }
-      // vfs.write copies the bytes before its first await (see VolumeFs).
+      // No copy: `buf` stays valid until we answer (writes have no timeout, mount.ts).
       vfs.write(name, fd, len === buf.length ? buf : buf.subarray(0, len), pos).then(n => cb(n), (err) => {
         const errno = toErrno(err)
         if (errno === -5) log.warn('fuse.eio', { op: 'write', path, err })

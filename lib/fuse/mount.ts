@@ -88,7 +88,7 @@ export class FuseMount {
       }
     }
     const ops = makeFuseOps(this.vfs, { opDeadlineMs: this.opts.opTimeoutMs - 1000, log: this.opts.log })
-    const fuse = new VolmirrorFuse(this.mountPoint, ops, { timeout: this.opts.opTimeoutMs })
+    const fuse = new VolmirrorFuse(this.mountPoint, ops, { timeout: opTimeouts(this.opts.opTimeoutMs) })
     await new Promise<void>((resolve, reject) => {
       fuse.mount((err) => {
         if (!err) { resolve(); return }
@@ -130,6 +130,19 @@ export class FuseMount {
     if (this.opts.directIo) o.push('direct_io')
     return o
   }
+}
+
+/**
+ * opTimeouts: fuse-native answers ETIMEDOUT for an op that takes longer than
+ * its timeout and frees the op's buffer. A mutation is answered only when
+ * its outcome is known (a timed-out write that later lands would be a lie to
+ * the application), and its buffer is written to the journal without a
+ * copy, so mutations have no timeout. Reads and lookups keep one.
+ */
+function opTimeouts (ms: number): Record<string, number | false> {
+  const t: Record<string, number | false> = { default: ms }
+  for (const op of ['write', 'truncate', 'ftruncate', 'create', 'unlink', 'rename', 'mkdir', 'rmdir', 'fsync', 'chmod', 'release', 'flush']) t[op] = false
+  return t
 }
 
 /** MountInfo is one line of /proc/self/mountinfo that matters here. */

@@ -105,8 +105,9 @@ export class PrimaryNode {
       const applier = new RecordApplier(images, files, { zeroes: 'write', deletes: 'unlink' })
       let fsRef: PrimaryFs | undefined
       const checkpointer = new Checkpointer(store, images, files, log, {
-        appliedSeq: () => fsRef?.appliedSeq ?? journal.committedSeq,
-        intervalMs: opts.checkpointMs ?? 1000,
+        appliedSeq: () => fsRef?.appliedSeq ?? journal.lastSeq,
+        appendedBytes: () => journal.appendedBytes,
+        ...(opts.checkpointMs ? { intervalMs: opts.checkpointMs } : {}),
         onCheckpoint: async (imageSeq) => {
           // No DR yet: once a record is durable in the image nobody needs it
           // (a DR that registers later starts with a full initial sync).
@@ -125,22 +126,27 @@ export class PrimaryNode {
       const watcher = new ImageWatcher(images.root, log, (c) => { void recordOutsideChange(flags, c, journal.lastSeq, log) })
       await watcher.start()
       cleanup.unshift(() => watcher.close())
-      fs.onApplied((records) => {
-        const touched = new Set<string>()
-        for (const r of records) {
-          if (r.op === 'delete') { watcher.deleted(r.volume); continue }
-          if (r.op === 'rename') { watcher.renamed(r.volume, r.target); continue }
-          if (r.op === 'write' || r.op === 'zero' || r.op === 'truncate' || r.op === 'create') touched.add(r.volume)
-        }
+      // Tell the watcher what our own writes did to each image (size, mtime),
+      // once per event-loop turn, so it can tell them from outside changes.
+      const touched = new Set<string>()
+      const noteTouched = (): void => {
         for (const name of touched) {
           const f = files.peek(name)
           if (f) watcher.wrote(name, images.fstatSync(f.fd))
         }
-        for (const [volume, failure] of fs.applyFailures) {
-          fs.applyFailures.delete(volume)
-          void setFlag(flags, volume, { reason: 'apply-failed', since: new Date().toISOString(), seq: failure.seq }, log)
+        touched.clear()
+      }
+      fs.onApplied((r) => {
+        if (r.op === 'delete') { touched.delete(r.volume); watcher.deleted(r.volume); return }
+        if (r.op === 'rename') { noteTouched(); watcher.renamed(r.volume, r.target); return }
+        if (r.op === 'write' || r.op === 'zero' || r.op === 'truncate' || r.op === 'create') {
+          if (touched.size === 0) setImmediate(noteTouched)
+          touched.add(r.volume)
         }
       })
+      fs.onApplyFailed = (volume, seq) => {
+        void setFlag(flags, volume, { reason: 'apply-failed', since: new Date().toISOString(), seq }, log)
+      }
 
       const mount = new FuseMount(opts.mount, fs, { log, ...(opts.opTimeoutMs ? { opTimeoutMs: opts.opTimeoutMs } : {}), fsname: `volmirror:${path.basename(images.root)}` })
       await mount.mount()

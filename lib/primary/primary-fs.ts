@@ -2,21 +2,22 @@
  * primary-fs: the primary's file system of volumes (DESIGN "Primary write
  * path").
  *
- * A mutation is appended to the journal; the journal's commit hook applies
- * it to the backing image (in seq order, synchronously); then the kernel
- * gets its reply. fsync makes the journal durable (a sync LevelDB write) and
+ * A mutation is appended to the journal (its record written to the current
+ * segment), applied to the backing image, and answered, all synchronously on
+ * the main thread: image order is journal order without locks, and a write
+ * costs no thread-pool round trip. fsync makes the journal durable and
  * fdatasyncs the image. Writes of zeros become payload-less `zero` records.
  *
  * Namespace operations (create, mkdir, rename, delete, rmdir) are barriers:
- * new mutations wait at a gate while everything before is applied and made
- * durable (a checkpoint), then the operation is validated, journaled (sync),
- * applied, its directory fsynced, and a second checkpoint moves the image
- * watermark past it. So crash replay never has to re-run a write across a
+ * new mutations wait at a gate while everything before is made durable in
+ * the images (a checkpoint); then the operation is validated, journaled and
+ * synced, applied, its directory fsynced, and a second checkpoint moves the
+ * image watermark past it. So crash replay never re-runs a write across a
  * rename or delete of its file: at most the namespace operation itself is
  * replayed, idempotently.
  */
 import fs from 'node:fs'
-import { NAMESPACE_OPS, type JournalRecord, type RecordFields } from '../core/record.js'
+import { NAMESPACE_OPS, type EncodedRecord, type RecordFields } from '../core/record.js'
 import { isUnder, parentName, RESERVED_PREFIX } from '../core/volume-name.js'
 import type { FileStat, FsStat, VolumeFs } from '../core/volume-fs.js'
 import { isAllZero } from '../core/zero.js'
@@ -29,7 +30,7 @@ import type { Journal } from '../store/journal.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 
 /** AppliedListener hears about every record applied to an image (status, codes, external-change detection). */
-export type AppliedListener = (records: JournalRecord[]) => void
+export type AppliedListener = (record: EncodedRecord) => void
 
 /** PrimaryFs implements VolumeFs for a primary node. */
 export class PrimaryFs implements VolumeFs {
@@ -40,8 +41,8 @@ export class PrimaryFs implements VolumeFs {
   private gate: Promise<void> | undefined
   private namespaceChain: Promise<unknown> = Promise.resolve()
   private readonly listeners: AppliedListener[] = []
-  /** Records whose apply failed after they were journaled: their volumes need a checksum resync. */
-  readonly applyFailures = new Map<string, { seq: number, code: string }>()
+  /** Called when a journaled record could not be applied: its volume needs a checksum resync. */
+  onApplyFailed: ((volume: string, seq: number, err: Error) => void) | undefined
 
   constructor (
     private readonly images: ImageDir,
@@ -51,8 +52,7 @@ export class PrimaryFs implements VolumeFs {
     private readonly checkpointer: Checkpointer,
     private readonly log: Logger,
   ) {
-    this.appliedSeq = journal.committedSeq
-    journal.onCommitted = records => this.applyCommitted(records)
+    this.appliedSeq = journal.lastSeq
   }
 
   /** onApplied registers a listener for applied records. */
@@ -60,24 +60,26 @@ export class PrimaryFs implements VolumeFs {
     this.listeners.push(fn)
   }
 
-  // The commit hook: runs synchronously after each LevelDB batch, in seq order.
-  private applyCommitted (records: JournalRecord[]): Array<Error | undefined> {
-    const results: Array<Error | undefined> = new Array(records.length)
-    for (let i = 0; i < records.length; i++) {
-      const rec = records[i]!
-      try {
-        this.applier.apply(rec)
-      } catch (err) {
-        // The record is journaled but not in the image: the image is what
-        // is true, so the volume must be compared (by checksum) with any DR.
-        results[i] = err as Error
-        this.applyFailures.set(rec.volume, { seq: rec.seq, code: (err as VolmirrorError).code ?? 'IO_ERROR' })
-        this.log.error('apply.failed', { seq: rec.seq, op: rec.op, volume: rec.volume, err })
-      }
+  /** mutate journals a mutation and applies it to the image: the write path. */
+  private mutate (fields: RecordFields): EncodedRecord {
+    const rec = this.journal.append(fields)
+    this.apply(rec)
+    return rec
+  }
+
+  private apply (rec: EncodedRecord): void {
+    try {
+      this.applier.apply(rec)
+    } catch (err) {
+      // The record is journaled but not in the image. The image is what is
+      // true, so the volume must be compared (by checksum) with any DR.
       this.appliedSeq = rec.seq
+      this.log.error('apply.failed', { seq: rec.seq, op: rec.op, volume: rec.volume, err })
+      this.onApplyFailed?.(rec.volume, rec.seq, err as Error)
+      throw err
     }
-    for (const l of this.listeners) l(records)
-    return results
+    this.appliedSeq = rec.seq
+    for (const l of this.listeners) l(rec)
   }
 
   // --- reads and attributes ------------------------------------------------
@@ -116,26 +118,27 @@ export class PrimaryFs implements VolumeFs {
 
   // --- data mutations ------------------------------------------------------
 
-  write (name: string, _handle: number, data: Buffer, position: number): Promise<number> {
-    if (this.gate) {
-      const copy = Buffer.from(data)
-      return this.gate.then(() => this.write(name, _handle, copy, position))
-    }
+  write (name: string, handle: number, data: Buffer, position: number): Promise<number> {
+    if (this.gate) return this.gate.then(() => this.write(name, handle, data, position))
     const length = data.length
-    const fields: RecordFields = isAllZero(data)
-      ? { op: 'zero', volume: name, offset: position, length }
-      : { op: 'write', volume: name, offset: position, data }
-    return this.journal.append(fields).committed.then(() => length)
+    try {
+      this.mutate(isAllZero(data)
+        ? { op: 'zero', volume: name, offset: position, length }
+        : { op: 'write', volume: name, offset: position, data })
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return Promise.resolve(length)
   }
 
   async truncate (name: string, size: number): Promise<void> {
     await this.passGate()
-    await this.journal.append({ op: 'truncate', volume: name, offset: size }).committed
+    this.mutate({ op: 'truncate', volume: name, offset: size })
   }
 
   async chmod (name: string, mode: number): Promise<void> {
     await this.passGate()
-    await this.journal.append({ op: 'chmod', volume: name, mode: mode & 0o7777 }).committed
+    this.mutate({ op: 'chmod', volume: name, mode: mode & 0o7777 })
   }
 
   async fsync (name: string, _handle: number, _datasync: boolean): Promise<void> {
@@ -200,10 +203,10 @@ export class PrimaryFs implements VolumeFs {
     this.handles.delete(handle)
   }
 
-  /** quiesce waits until every mutation so far is applied (and no barrier is running). */
+  /** quiesce waits until no barrier is running and every record so far is indexed. */
   async quiesce (): Promise<void> {
     await this.namespaceChain
-    await this.journal.idle()
+    await this.journal.indexed()
   }
 
   private newHandle (name: string, flags: number): number {
@@ -223,11 +226,13 @@ export class PrimaryFs implements VolumeFs {
       let open!: () => void
       this.gate = new Promise<void>(resolve => { open = resolve })
       try {
-        await this.journal.idle()
         await this.checkpointer.run()
         await validate()
-        const { committed } = this.journal.append(fields)
-        await Promise.all([committed, this.journal.sync()])
+        // Durable before applied: a rename on disk that the journal lost
+        // (power failure) would never reach a DR.
+        const rec = this.journal.append(fields)
+        await this.journal.sync()
+        this.apply(rec)
         await this.images.fsyncDir(parentName(fields.volume))
         if (fields.target !== undefined && parentName(fields.target) !== parentName(fields.volume)) {
           await this.images.fsyncDir(parentName(fields.target))

@@ -2,8 +2,10 @@
  * replay: crash recovery. Applies the journal's records above the image
  * watermark again, in order, in replay mode (namespace operations are
  * idempotent there; data operations are absolute). Used at every start, by
- * primary and DR alike.
+ * primary and DR alike. A torn tail (records whose bytes did not survive a
+ * power loss) is dropped.
  */
+import { isVolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { RecordApplier } from './applier.js'
 import type { Journal } from './journal.js'
@@ -13,7 +15,18 @@ export async function replayJournal (journal: Journal, applier: RecordApplier, a
   let at = Math.max(afterSeq, journal.firstSeq - 1)
   let count = 0
   for (;;) {
-    const batch = await journal.read(at, { upto, maxBytes: 64 * 1024 * 1024 })
+    let batch
+    try {
+      batch = await journal.read(at, { upto, maxBytes: 64 * 1024 * 1024 })
+    } catch (err) {
+      // Bytes the index points at did not reach the disk (the machine lost
+      // power after the last fsync): the records from here on were never
+      // acknowledged as durable. Drop them rather than apply garbage.
+      if (!isVolmirrorError(err, 'RECORD_CORRUPT')) throw err
+      log.warn('replay.torn_tail', { after: at, err })
+      await journal.truncateAfter(at)
+      break
+    }
     if (batch.length === 0) break
     for (const rec of batch) {
       try {
