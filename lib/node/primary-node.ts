@@ -14,6 +14,8 @@ import { FuseMount } from '../fuse/mount.js'
 import type { Logger } from '../log.js'
 import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
 import { PrimaryFs } from '../primary/primary-fs.js'
+import { RegionReader, RegionVersions } from '../primary/region-reader.js'
+import { ReplicationSource } from '../primary/replication-source.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
 import { ImageDir, type FaultHook } from '../store/image-dir.js'
@@ -35,6 +37,8 @@ export interface PrimaryOptions {
   /** Fault-injection seam for tests. */
   faults?: FaultHook
   opTimeoutMs?: number
+  /** How often a replication group is closed. */
+  groupMs?: number
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -88,6 +92,7 @@ export class PrimaryNode {
     readonly mount: FuseMount,
     readonly watcher: ImageWatcher,
     readonly control: ControlServer,
+    readonly source: ReplicationSource,
   ) {}
 
   /** start brings a primary up; on failure everything it opened is closed again. */
@@ -104,20 +109,33 @@ export class PrimaryNode {
       cleanup.unshift(() => files.closeAll())
       const applier = new RecordApplier(images, files, { zeroes: 'write', deletes: 'unlink' })
       let fsRef: PrimaryFs | undefined
+      let sourceRef: ReplicationSource | undefined
       const checkpointer = new Checkpointer(store, images, files, log, {
         appliedSeq: () => fsRef?.appliedSeq ?? journal.lastSeq,
         appendedBytes: () => journal.appendedBytes,
         ...(opts.checkpointMs ? { intervalMs: opts.checkpointMs } : {}),
         onCheckpoint: async (imageSeq) => {
-          // No DR yet: once a record is durable in the image nobody needs it
-          // (a DR that registers later starts with a full initial sync).
-          if (!opts.retainJournal) await journal.trim(imageSeq)
+          // A record is kept while a DR has not acknowledged it; without a
+          // DR, once it is durable in the image nobody needs it (a DR that
+          // registers later starts with a full initial sync).
+          if (!opts.retainJournal) await journal.trim(Math.min(imageSeq, sourceRef?.trimLimit() ?? Infinity))
         },
       })
       const imageSeq = await checkpointer.load()
       await replayJournal(journal, applier, imageSeq, log)
       const fs = new PrimaryFs(images, files, journal, applier, checkpointer, log)
       fsRef = fs
+      const versions = new RegionVersions(store.identity.regionSize)
+      fs.onApplied((r) => {
+        if (r.op === 'write' || r.op === 'zero') versions.wrote(r.volume, r.offset, r.length, r.seq)
+        else if (r.op === 'truncate' || r.op === 'create') versions.changedWhole(r.volume, r.seq)
+        else if (r.op === 'rename') versions.renamed(r.volume, r.target, r.seq)
+        else if (r.op === 'delete') versions.deleted(r.volume)
+      })
+      const source = new ReplicationSource(store, journal, images, new RegionReader(images, files, versions, () => fs.appliedSeq), () => fs.appliedSeq, log, opts.groupMs)
+      sourceRef = source
+      await source.open()
+      cleanup.unshift(() => source.close())
       await checkpointer.run()
       checkpointer.start()
       cleanup.unshift(() => checkpointer.stop())
@@ -153,7 +171,7 @@ export class PrimaryNode {
       cleanup.unshift(() => mount.unmount())
 
       const control = new ControlServer(store.dir, log)
-      const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control)
+      const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source)
       control.handle('status', async () => await node.status())
       await control.listen()
       log.info('node.ready', { role: 'primary', mount: mount.mountPoint, images: images.root, state: store.dir, lastSeq: journal.lastSeq, pid: process.pid })
@@ -205,6 +223,7 @@ export class PrimaryNode {
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
     await this.watcher.close().catch(() => {})
+    await this.source.close().catch(err => log.warn('node.close_step_failed', { step: 'replication', err }))
     this.checkpointer.stop()
     await this.fs.quiesce().catch(() => {})
     await this.checkpointer.run().catch(err => log.warn('node.close_step_failed', { step: 'checkpoint', err }))

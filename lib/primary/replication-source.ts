@@ -1,0 +1,283 @@
+/**
+ * replication-source: the primary's side of shipping (DESIGN "Shipping").
+ *
+ * Groups: every `groupMs` the source closes a group: it flushes the
+ * journal's index, makes the journal durable if any DR is registered (a DR
+ * must never hold records its primary could lose in a power failure), and
+ * moves `groupEnd` to the last indexed seq. Any prefix of the journal is a
+ * crash-consistent point (writes are journaled in the order the kernel
+ * completed them), so a group is simply "everything up to groupEnd".
+ *
+ * DRs register once (the registry is persisted); from then on the primary
+ * keeps every record after the DR's start until it acknowledges it. A DR
+ * waits for groups with a long poll whose `after` is also its
+ * acknowledgement. Trimming (by the node, at checkpoints) never passes the
+ * lowest acknowledgement.
+ */
+import { readdir } from 'node:fs/promises'
+import { VolmirrorError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { ImageDir } from '../store/image-dir.js'
+import type { Journal } from '../store/journal.js'
+import type { JsonLevel, StateStore } from '../store/state-store.js'
+import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
+import type { RegionReader } from './region-reader.js'
+import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
+
+/** DrRecord is what the primary remembers of one DR. */
+export interface DrRecord {
+  nodeId: string
+  epoch: number
+  /** Records after this seq are kept for it. */
+  startSeq: number
+  /** Everything up to here is durably applied on the DR. */
+  ackedSeq: number
+  registeredAt: string
+  lastSeenAt: string
+}
+
+interface Waiter { after: number, wake: () => void }
+
+/** ReplicationSource implements PrimaryService in the primary's process. */
+export class ReplicationSource implements PrimaryService {
+  private groupEnd = 0
+  private timer: NodeJS.Timeout | undefined
+  private ticking: Promise<void> = Promise.resolve()
+  private waiters = new Set<Waiter>()
+  private readonly registry = new Map<string, DrRecord>()
+  private readonly drLevel: JsonLevel
+  private persistTimer: NodeJS.Timeout | undefined
+
+  constructor (
+    private readonly store: StateStore,
+    private readonly journal: Journal,
+    private readonly images: ImageDir,
+    private readonly reader: RegionReader,
+    private readonly appliedSeq: () => number,
+    private readonly log: Logger,
+    private readonly groupMs = 100,
+  ) {
+    this.drLevel = store.json('drs')
+  }
+
+  /** open loads the DR registry and starts closing groups. */
+  async open (): Promise<void> {
+    for await (const [k, v] of this.drLevel.iterator()) this.registry.set(k, v as DrRecord)
+    this.groupEnd = this.journal.indexedSeq
+    const tick = (): void => {
+      this.timer = setTimeout(() => {
+        this.ticking = this.closeGroup().catch(err => this.log.error('group.close_failed', { err })).finally(() => { if (this.timer) tick() })
+      }, this.groupMs)
+      this.timer.unref()
+    }
+    tick()
+  }
+
+  /** close stops closing groups, answers every waiting poll, and persists acknowledgements. */
+  async close (): Promise<void> {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    await this.ticking
+    for (const w of this.waiters) w.wake()
+    clearTimeout(this.persistTimer)
+    await this.persistRegistry()
+  }
+
+  /** trimLimit is the highest seq every registered DR has acknowledged (Infinity without DRs). */
+  trimLimit (): number {
+    let min = Infinity
+    for (const d of this.registry.values()) min = Math.min(min, d.ackedSeq)
+    return min
+  }
+
+  /** drs lists the registered DRs (status). */
+  drs (): DrRecord[] {
+    return [...this.registry.values()]
+  }
+
+  /** currentGroupEnd is the last closed group boundary. */
+  get currentGroupEnd (): number { return this.groupEnd }
+
+  private async closeGroup (): Promise<void> {
+    if (this.journal.lastSeq <= this.groupEnd) return
+    await this.journal.indexed()
+    if (this.registry.size > 0) await this.journal.sync()
+    const end = this.journal.indexedSeq
+    if (end <= this.groupEnd) return
+    this.groupEnd = end
+    for (const w of [...this.waiters]) if (w.after < end) w.wake()
+  }
+
+  // --- PrimaryService -------------------------------------------------------
+
+  async info (): Promise<NodeInfo> {
+    const id = this.store.identity
+    const j = this.journal.stats()
+    return {
+      nodeId: id.nodeId, epoch: id.epoch, role: id.role, regionSize: id.regionSize,
+      lastSeq: this.journal.lastSeq, indexedSeq: this.journal.indexedSeq, groupEnd: this.groupEnd,
+      firstSeq: j.firstSeq, journalBytes: j.bytes, time: Date.now(),
+    }
+  }
+
+  async volumes (): Promise<VolumeList> {
+    const asOf = this.appliedSeq()
+    const out: VolumeInfo[] = []
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(this.images.path(dir), { withFileTypes: true }).catch(() => [])
+      for (const e of entries) {
+        if (!dir && e.name.startsWith(RESERVED_PREFIX)) continue
+        const name = dir ? `${dir}/${e.name}` : e.name
+        if (e.isDirectory()) { await walk(name); continue }
+        if (!e.isFile()) continue
+        const st = await this.images.lstat(name).catch(() => undefined)
+        if (st) out.push({ name, size: st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs })
+      }
+    }
+    await walk('')
+    out.sort((a, b) => a.name < b.name ? -1 : 1)
+    return { asOf, volumes: out }
+  }
+
+  async readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer }> {
+    checkVolumeName(volume)
+    checkSpan(offset, length, LIMITS.maxRangeBytes)
+    await this.mustBeFile(volume)
+    return await this.reader.read(volume, offset, length)
+  }
+
+  async fetchRegion (volume: string, region: number, sink: RegionSink, opts: { first?: number } = {}): Promise<void> {
+    checkVolumeName(volume)
+    const rs = this.store.identity.regionSize
+    if (!Number.isSafeInteger(region) || region < 0) throw new VolmirrorError('BAD_REQUEST', `bad region index ${region}`)
+    await this.mustBeFile(volume)
+    const r = await this.reader.read(volume, region * rs, rs)
+    sink.begin(r.asOf, r.size)
+    const start = region * rs
+    const first = opts.first !== undefined && opts.first > start && opts.first < start + r.data.length ? opts.first - start : 0
+    if (first > 0) sink.data(start + first, r.data.subarray(first))
+    sink.data(start, r.data.subarray(0, first > 0 ? first : r.data.length))
+  }
+
+  async regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList> {
+    checkVolumeName(volume)
+    if (!Number.isSafeInteger(from) || from < 0 || !Number.isSafeInteger(count) || count < 1 || count > LIMITS.maxRegionsPerCall) {
+      throw new VolmirrorError('BAD_REQUEST', `regions: from must be >= 0 and count between 1 and ${LIMITS.maxRegionsPerCall}`)
+    }
+    const st = await this.mustBeFile(volume)
+    const rs = this.store.identity.regionSize
+    const last = Math.min(from + count, Math.ceil(st.size / rs))
+    const regions = []
+    for (let i = from; i < last; i++) regions.push(await this.reader.describe(volume, i, rs, checksums))
+    return { volume, size: st.size, regions }
+  }
+
+  async register (r: Registration): Promise<RegisterReply> {
+    const id = this.store.identity
+    if (typeof r.nodeId !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(r.nodeId)) throw new VolmirrorError('BAD_REQUEST', 'register: invalid node id')
+    if (r.regionSize !== id.regionSize) {
+      throw new VolmirrorError('BAD_REQUEST', `region size mismatch: the primary uses ${id.regionSize}, the DR ${r.regionSize} (initialise the DR's state directory with --region-size ${id.regionSize})`)
+    }
+    const known = this.registry.get(r.nodeId)
+    const now = new Date().toISOString()
+    const canResume = known !== undefined && r.appliedSeq !== undefined &&
+      r.appliedSeq >= this.journal.firstSeq - 1 && r.appliedSeq <= this.journal.indexedSeq
+    let startSeq: number
+    if (canResume) {
+      startSeq = r.appliedSeq!
+    } else {
+      // Start a new DR at a group boundary that everything before is in.
+      await this.journal.indexed()
+      startSeq = this.journal.indexedSeq
+      this.groupEnd = Math.max(this.groupEnd, startSeq)
+    }
+    const rec: DrRecord = { nodeId: r.nodeId, epoch: r.epoch, startSeq, ackedSeq: startSeq, registeredAt: known?.registeredAt ?? now, lastSeenAt: now }
+    this.registry.set(r.nodeId, rec)
+    await this.drLevel.put(r.nodeId, rec, { sync: true } as object)
+    this.log.info(canResume ? 'dr.resumed' : 'dr.registered', { dr: r.nodeId, startSeq, fullSync: !canResume })
+    return { primaryId: id.nodeId, epoch: id.epoch, regionSize: id.regionSize, startSeq, fullSync: !canResume }
+  }
+
+  async groups (req: GroupRequest): Promise<GroupBatch> {
+    const dr = this.registry.get(req.nodeId)
+    if (!dr) throw new VolmirrorError('UNAUTHORIZED', `DR ${req.nodeId} is not registered with this primary (register first)`)
+    if (!Number.isSafeInteger(req.after) || req.after < 0) throw new VolmirrorError('BAD_REQUEST', 'groups: bad "after"')
+    if (req.after > this.groupEnd) {
+      throw new VolmirrorError('PEER_PROTOCOL', `DR ${req.nodeId} claims seq ${req.after}, beyond this primary's last group ${this.groupEnd}`)
+    }
+    this.acknowledge(dr, req.after)
+    if (req.after < this.journal.firstSeq - 1) {
+      throw new VolmirrorError('RESYNC_REQUIRED', `records after ${req.after} are no longer in the journal (it starts at ${this.journal.firstSeq}); the DR must resync`)
+    }
+    if (this.groupEnd <= req.after && (req.waitMs ?? 0) > 0) {
+      await this.waitForGroup(req.after, Math.min(req.waitMs!, LIMITS.maxWaitMs), req.signal)
+    }
+    const maxBytes = Math.min(req.maxBytes ?? LIMITS.maxGroupBytes, LIMITS.maxGroupBytes)
+    const records = this.groupEnd > req.after ? await this.journal.read(req.after, { upto: this.groupEnd, maxBytes }) : []
+    return {
+      after: req.after,
+      records,
+      groupEnd: Math.max(this.groupEnd, req.after),
+      lastSeq: this.journal.lastSeq,
+      time: Date.now(),
+      oldestPendingTs: await this.tsOf(req.after + 1),
+    }
+  }
+
+  async ack (nodeId: string, seq: number): Promise<void> {
+    const dr = this.registry.get(nodeId)
+    if (!dr) throw new VolmirrorError('UNAUTHORIZED', `DR ${nodeId} is not registered with this primary`)
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.groupEnd) throw new VolmirrorError('BAD_REQUEST', `ack: bad seq ${seq}`)
+    this.acknowledge(dr, seq)
+  }
+
+  private acknowledge (dr: DrRecord, seq: number): void {
+    dr.lastSeenAt = new Date().toISOString()
+    if (seq > dr.ackedSeq) dr.ackedSeq = seq
+    // Acknowledgements are persisted lazily: losing one only keeps a few
+    // records longer (the DR acknowledges again on its next poll).
+    this.persistTimer ??= setTimeout(() => { this.persistTimer = undefined; void this.persistRegistry() }, 1000)
+    this.persistTimer.unref()
+  }
+
+  private async persistRegistry (): Promise<void> {
+    const ops = [...this.registry.values()].map(d => ({ type: 'put' as const, key: d.nodeId, value: d }))
+    if (ops.length > 0) await this.drLevel.batch(ops).catch(err => this.log.warn('dr.registry_write_failed', { err }))
+  }
+
+  private waitForGroup (after: number, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const w: Waiter = { after, wake: () => done() }
+      const timer = setTimeout(() => done(), ms)
+      const done = (): void => {
+        clearTimeout(timer)
+        this.waiters.delete(w)
+        signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      this.waiters.add(w)
+      signal?.addEventListener('abort', done)
+    })
+  }
+
+  private async tsOf (seq: number): Promise<number> {
+    if (seq > this.journal.lastSeq) return 0
+    if (seq > this.journal.indexedSeq) return Date.now()
+    const [e] = await this.journal.entries(seq - 1, seq)
+    return e?.ts ?? 0
+  }
+
+  private async mustBeFile (volume: string): Promise<import('node:fs').Stats> {
+    const st = await this.images.lstat(volume)
+    if (!st.isFile()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
+    return st
+  }
+}
+
+function checkSpan (offset: number, length: number, max: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new VolmirrorError('BAD_REQUEST', 'offset and length must be non-negative integers')
+  }
+  if (length > max) throw new VolmirrorError('TOO_LARGE', `at most ${max} bytes per request`)
+}
+

@@ -1,0 +1,143 @@
+/**
+ * protocol: what a primary offers its DR nodes, as an interface.
+ *
+ * The primary implements it in process (lib/primary/replication-source.ts);
+ * the HTTP client (lib/http/client.ts) implements it over the network
+ * against the HTTP server (lib/http/server.ts), which serves the in-process
+ * one. A DR only ever talks to this interface, so one conformance suite
+ * (test/integration/primary-service.test.ts) runs against both.
+ */
+import type { DecodedRecord } from '../core/record.js'
+import type { Role } from '../store/state-store.js'
+
+/** NodeInfo describes a primary. */
+export interface NodeInfo {
+  nodeId: string
+  epoch: number
+  role: Role
+  regionSize: number
+  /** Last seq appended, and the last one readable by DRs (indexed). */
+  lastSeq: number
+  indexedSeq: number
+  /** The last closed group boundary: DRs can be given records up to here. */
+  groupEnd: number
+  /** Oldest seq still in the journal, and the journal's size. */
+  firstSeq: number
+  journalBytes: number
+  /** The primary's clock (ms since the epoch) when it answered. */
+  time: number
+}
+
+/** VolumeInfo is one volume in a listing. */
+export interface VolumeInfo {
+  name: string
+  size: number
+  mode: number
+  mtimeMs: number
+}
+
+/** VolumeList lists the volumes; `asOf` is the applied seq when the listing started. */
+export interface VolumeList {
+  asOf: number
+  volumes: VolumeInfo[]
+}
+
+/** RegionInfo says whether a region holds data and, if asked, its SHA-256. */
+export interface RegionInfo {
+  index: number
+  /** A region is realized unless it is a hole or all zeros. */
+  realized: boolean
+  sha256?: string
+  /** The applied seq as of which this was read. */
+  asOf: number
+}
+
+/** RegionInfoList answers one `regions` call. */
+export interface RegionInfoList {
+  volume: string
+  /** The volume's size when the first region was read. */
+  size: number
+  regions: RegionInfo[]
+}
+
+/**
+ * RegionSink receives a fetched region: first its asOf and the volume's
+ * size, then its bytes in one or more chunks at absolute volume offsets
+ * (in any order; a region shorter than the region size ends at end of file).
+ */
+export interface RegionSink {
+  begin (asOf: number, volumeSize: number): void
+  data (offset: number, chunk: Uint8Array): void
+}
+
+/** Registration is what a DR tells the primary when it connects. */
+export interface Registration {
+  nodeId: string
+  epoch: number
+  regionSize: number
+  /** The DR's applied seq when it resumes; undefined for a DR starting from nothing. */
+  appliedSeq?: number
+}
+
+/** RegisterReply tells a DR where to start. */
+export interface RegisterReply {
+  primaryId: string
+  epoch: number
+  regionSize: number
+  /** Records after this seq will be kept for the DR until it acknowledges them. */
+  startSeq: number
+  /**
+   * True when the DR cannot resume from its applied seq (it is new, or the
+   * records it lacks are gone): it must compare every region (initial sync)
+   * and follow from `startSeq`.
+   */
+  fullSync: boolean
+}
+
+/** GroupBatch is a piece of the journal for a DR: records in (after, ...], and the group they belong to. */
+export interface GroupBatch {
+  after: number
+  /** Contiguous records after `after`; may stop before `groupEnd` (size limit). */
+  records: DecodedRecord[]
+  /** The group boundary these records lead to: apply only once everything up to it is stored. */
+  groupEnd: number
+  /** The primary's last seq and clock when it answered (for lag). */
+  lastSeq: number
+  time: number
+  /** Timestamp of the oldest record the DR does not have yet (0 if none): the RPO is `time - oldestPendingTs`. */
+  oldestPendingTs: number
+}
+
+/** GroupRequest bounds one wait for groups. */
+export interface GroupRequest {
+  nodeId: string
+  /** Everything up to here is durably applied on the DR (an acknowledgement). */
+  after: number
+  maxBytes?: number
+  /** How long to wait for a new group when there is none (long poll). */
+  waitMs?: number
+  signal?: AbortSignal
+}
+
+/** PrimaryService is the primary as its DRs see it. */
+export interface PrimaryService {
+  info (): Promise<NodeInfo>
+  volumes (): Promise<VolumeList>
+  /** readRange reads any byte range as of one seq (`asOf`); short at end of file. */
+  readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer }>
+  /** fetchRegion streams one region; `first` asks for the bytes from that offset first (the reader waiting for them). */
+  fetchRegion (volume: string, region: number, sink: RegionSink, opts?: { first?: number, signal?: AbortSignal }): Promise<void>
+  regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList>
+  register (r: Registration): Promise<RegisterReply>
+  groups (req: GroupRequest): Promise<GroupBatch>
+  ack (nodeId: string, seq: number): Promise<void>
+}
+
+/** Limits on what one request may ask for (the server enforces them). */
+export const LIMITS = {
+  maxRangeBytes: 16 * 1024 * 1024,
+  maxRegionsPerCall: 4096,
+  maxGroupBytes: 64 * 1024 * 1024,
+  maxWaitMs: 60_000,
+  maxBodyBytes: 64 * 1024,
+} as const
