@@ -150,18 +150,23 @@ export class PrimaryNode {
       const noteTouched = (): void => {
         for (const name of touched) {
           const f = files.peek(name)
-          if (f) watcher.wrote(name, images.fstatSync(f.fd))
+          const st = f ? images.fstatSync(f.fd) : images.lstatSync(name)
+          if (st?.isFile()) watcher.wrote(name, st)
         }
         touched.clear()
       }
       fs.onApplied((r) => {
         if (r.op === 'delete') { touched.delete(r.volume); watcher.deleted(r.volume); return }
         if (r.op === 'rename') { noteTouched(); watcher.renamed(r.volume, r.target); return }
-        if (r.op === 'write' || r.op === 'zero' || r.op === 'truncate' || r.op === 'create') {
+        if (r.op === 'create') { const f = files.peek(r.volume); if (f) watcher.created(r.volume, images.fstatSync(f.fd)); return }
+        if (r.op === 'write' || r.op === 'zero' || r.op === 'truncate' || r.op === 'chmod') {
           if (touched.size === 0) setImmediate(noteTouched)
           touched.add(r.volume)
         }
       })
+      fs.onUnjournaledChange = (name) => {
+        void images.lstat(name).then(st => { if (st.isFile()) watcher.wrote(name, st) }, () => {})
+      }
       fs.onApplyFailed = (volume, seq) => {
         void setFlag(flags, volume, { reason: 'apply-failed', since: new Date().toISOString(), seq }, log)
       }

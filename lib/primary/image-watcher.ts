@@ -2,13 +2,15 @@
  * image-watcher: notices what happens to the image directory behind the
  * mount's back (chokidar).
  *
- * The watcher keeps, per volume, the size and mtime volmirror last saw or
- * wrote. A file that appears, disappears or changes (its size or mtime no
- * longer match) without going through the mount is reported and flagged
- * (persisted), so a later resync compares it by checksum: it was not
- * journaled, and volmirror does not pretend it was. (A change that races
- * with a write through the mount to the same file may go unnoticed: the
- * write's own size and mtime absorb it.)
+ * The watcher keeps, per volume, the ctime volmirror last saw or caused.
+ * ctime, not mtime: it changes with every modification and nobody can set
+ * it back (`touch -d` sets mtime). A file that appears, disappears or
+ * changes (its ctime moved) without going through the mount is reported and
+ * flagged (persisted), so a later resync compares it by checksum: it was not
+ * journaled, and volmirror does not pretend it was. A write through the
+ * mount to a file the watcher has never seen (copied in just before) reports
+ * it as added too. (A change racing with a write through the mount to the
+ * same file within one timestamp tick may go unnoticed.)
  *
  * The mount itself shows such files at once: it reads the directory.
  *
@@ -30,7 +32,7 @@ export interface OutsideChange {
   size?: number
 }
 
-interface Seen { size: number, mtimeMs: number }
+interface Seen { size: number, ctimeMs: number }
 
 /** ImageWatcher watches one image directory. */
 export class ImageWatcher {
@@ -59,6 +61,13 @@ export class ImageWatcher {
     this.watcher = w
     w.on('add', (p: string, st?: Stats) => this.event('add', p, st))
     w.on('change', (p: string, st?: Stats) => this.event('change', p, st))
+    // chokidar's polling reports a change only when the size grew or shrank or
+    // the mtime increased; a same-size overwrite with a backdated mtime would
+    // slip by. Its raw events carry every poll's stats: check ctime there.
+    w.on('raw', (ev: string, p: string, details: unknown) => {
+      const curr = (details as { curr?: Stats } | undefined)?.curr
+      if (ev === 'change' && curr?.isFile?.()) this.event('change', p, curr)
+    })
     w.on('unlink', (p: string) => this.event('unlink', p))
     w.on('error', (err: unknown) => this.log.warn('watch.error', { err }))
     await new Promise<void>(resolve => w.once('ready', () => resolve()))
@@ -70,9 +79,19 @@ export class ImageWatcher {
     this.watcher = undefined
   }
 
-  /** wrote records the size and mtime of a volume volmirror itself just changed. */
-  wrote (volume: string, st: { size: number, mtimeMs: number }): void {
-    this.known.set(volume, { size: st.size, mtimeMs: st.mtimeMs })
+  /** created notes a volume volmirror itself just created (through the mount). */
+  created (volume: string, st: { size: number, ctimeMs: number }): void {
+    this.known.set(volume, { size: st.size, ctimeMs: st.ctimeMs })
+  }
+
+  /**
+   * wrote records the state of a volume volmirror itself just changed. A
+   * volume it never saw was put there from outside (and not yet polled):
+   * report that first.
+   */
+  wrote (volume: string, st: { size: number, ctimeMs: number }): void {
+    if (this.ready && !this.known.has(volume)) this.report({ volume, kind: 'added', size: st.size })
+    this.known.set(volume, { size: st.size, ctimeMs: st.ctimeMs })
   }
 
   /** deleted forgets a volume volmirror itself deleted. */
@@ -101,15 +120,15 @@ export class ImageWatcher {
       return
     }
     if (!st?.isFile()) return
-    const now: Seen = { size: st.size, mtimeMs: st.mtimeMs }
+    const now: Seen = { size: st.size, ctimeMs: st.ctimeMs }
     if (!seen) {
       this.known.set(volume, now)
       if (this.ready) this.report({ volume, kind: 'added', size: st.size })
       return
     }
-    // Only a newer mtime counts: a stat taken between two of our own writes
-    // sees an older mtime (and maybe another size), which is not a change.
-    if (now.mtimeMs > seen.mtimeMs) {
+    // Only a newer ctime counts: a stat taken between two of our own writes
+    // sees an older ctime (and maybe another size), which is not a change.
+    if (now.ctimeMs > seen.ctimeMs) {
       this.known.set(volume, now)
       this.report({ volume, kind: 'changed', size: st.size })
     }

@@ -43,6 +43,8 @@ export class PrimaryFs implements VolumeFs {
   private readonly listeners: AppliedListener[] = []
   /** Called when a journaled record could not be applied: its volume needs a checksum resync. */
   onApplyFailed: ((volume: string, seq: number, err: Error) => void) | undefined
+  /** Called after a change that is not journaled (times, owner) so watchers know it was ours. */
+  onUnjournaledChange: ((volume: string) => void) | undefined
 
   constructor (
     private readonly images: ImageDir,
@@ -149,8 +151,15 @@ export class PrimaryFs implements VolumeFs {
   async flush (): Promise<void> {}
 
   // Times and ownership are not replicated: a DR keeps its own.
-  async chown (name: string, uid: number, gid: number): Promise<void> { await this.images.chown(name, uid, gid) }
-  async utimens (name: string, atimeMs: number, mtimeMs: number): Promise<void> { await this.images.utimes(name, atimeMs, mtimeMs) }
+  async chown (name: string, uid: number, gid: number): Promise<void> {
+    await this.images.chown(name, uid, gid)
+    this.onUnjournaledChange?.(name)
+  }
+
+  async utimens (name: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    await this.images.utimes(name, atimeMs, mtimeMs)
+    this.onUnjournaledChange?.(name)
+  }
 
   // --- namespace mutations (barriers) ---------------------------------------
 

@@ -178,6 +178,38 @@ describe('primary: image directory watcher', function () {
     assert.ok((counts.get('fio.raw') ?? 0) > 100, `fio.raw got ${counts.get('fio.raw')} records`)
   })
 
+  it('flags a file copied in and written through the mount before the next poll', async () => {
+    // The window the poll leaves: copy an image in, write it through the
+    // mount at once. Its bytes were never journaled, so it must be flagged.
+    await writeFile(path.join(p.images, 'copied.raw'), pattern(30, 1 << 20))
+    const [w] = await fsops([{ op: 'write', path: path.join(p.mnt, 'copied.raw'), offset: 0, seed: 31, length: 4096 }])
+    assert.ok(w!.ok, JSON.stringify(w))
+    await waitForFlag(p, 'copied.raw', 'added-outside')
+    assert.equal(outsideEvents(p.events, 'copied.raw', 'added').length, 1)
+  })
+
+  it('does not flag files whose times or owner are set through the mount (touch, cp -p)', async () => {
+    const [a, b] = await fsops([
+      { op: 'utimes', path: path.join(p.mnt, 'old.raw'), atime: 1_000_000_000, mtime: 1_000_000_000 },
+      { op: 'utimes', path: path.join(p.mnt, 'other.raw'), atime: 2_000_000_000, mtime: 2_000_000_000 },
+    ])
+    assert.ok(a!.ok && b!.ok)
+    await runOk('touch', [path.join(p.mnt, 'old.raw')])
+    await runOk('chown', ['0:0', path.join(p.mnt, 'other.raw')])
+    // Proof that a poll happened after: a marker changed behind the mount is noticed.
+    await writeFile(path.join(p.images, 'marker2.raw'), 'x')
+    await waitForFlag(p, 'marker2.raw', 'added-outside')
+    await overwrite(path.join(p.images, 'marker2.raw'), 0, Buffer.from('y'))
+    await waitFor('marker change noticed', () => outsideEvents(p.events, 'marker2.raw', 'changed').length >= 1, NOTICE_MS)
+    const s = await p.node.status()
+    assert.equal(flagOf(s, 'old.raw'), undefined)
+    assert.equal(flagOf(s, 'other.raw'), undefined)
+    // And an outside change that backdates the mtime is still noticed (ctime moves).
+    await overwrite(path.join(p.images, 'other.raw'), 0, Buffer.from('outside'))
+    await runOk('touch', ['-d', '2001-01-01', path.join(p.images, 'other.raw')])
+    await waitForFlag(p, 'other.raw', 'changed-outside')
+  })
+
   it('keeps its flags across a restart', async () => {
     await writeFile(path.join(p.images, 'added.raw'), pattern(5, 8192))
     await overwrite(path.join(p.images, 'old.raw'), 0, pattern(6, 512))
