@@ -94,6 +94,8 @@ export class VolumeFiles {
 
   /** renamed moves open images after a rename of a file or a directory. */
   renamed (from: string, to: string): void {
+    // Whatever was open at `to` was replaced (now unlinked), even when `from` itself was not open.
+    for (const f of [...this.byName.values()]) if (isUnder(f.name, to) && !isUnder(f.name, from)) this.drop(f)
     const moved: VolumeFile[] = []
     for (const [name, f] of this.byName) {
       if (isUnder(name, from)) {
