@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { callControl } from '../lib/control/control-socket.js'
 import { formatStatus } from '../lib/cli/format-status.js'
 import { parseDuration, parseSize } from '../lib/cli/parse.js'
+import { checkRegionSize } from '../lib/store/state-store.js'
 import { VolmirrorError } from '../lib/errors.js'
 import { Logger, type LogLevel } from '../lib/log.js'
 import { PrimaryNode } from '../lib/node/primary-node.js'
@@ -20,13 +21,36 @@ const program = new Command()
   .name('volmirror')
   .description('Disaster-recovery mirror for disk images: a FUSE primary that journals every write, and a DR copy you can use before it is complete.')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
+  // Usage errors from the parser follow the same one-line form as ours.
+  .configureOutput({
+    outputError: (str, write) => write(`volmirror: ${str.replace(/^error: /, '').trim()} (see --help) [USAGE]\n`),
+  })
 
 function common (cmd: Command): Command {
   return cmd
     .addOption(new Option('--log-level <level>', 'least severe events to log').choices(['error', 'warn', 'info', 'debug']).default('info'))
     .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
+}
+
+/** usage turns a bad option value into a usage error (exit 2), naming the option. */
+function usage<T> (option: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    throw new VolmirrorError('USAGE', `${option}: ${(err as Error).message.replace(/^[^:]*: /, '')}`)
+  }
+}
+
+function regionSizeOption (text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  return usage('--region-size', () => checkRegionSize(parseSize(text, '--region-size')))
+}
+
+function durationOption (option: string, text: string): number {
+  const ms = usage(option, () => parseDuration(text, option))
+  if (ms <= 0) throw new VolmirrorError('USAGE', `${option}: must be more than 0`)
+  return ms
 }
 
 function logger (o: CommonOpts, role: string): Logger {
@@ -38,7 +62,7 @@ common(program.command('primary'))
   .requiredOption('--images <dir>', 'directory of volume images (raw, qcow2, any file)')
   .requiredOption('--state <dir>', 'state directory (journal, settings); created on first start')
   .requiredOption('--mount <dir>', 'empty directory to mount the volumes on')
-  .option('--region-size <size>', 'region size, fixed at first start (64K..16M, power of two)', '1M')
+  .option('--region-size <size>', 'region size, fixed at first start (64K..16M, power of two; default 1M)')
   .option('--retain-journal', 'keep journal records even when no DR needs them (audit, debugging)', false)
   .option('--checkpoint-interval <duration>', 'longest time between checkpoints (images made durable, journal trimmed)', '30s')
   .addHelpText('after', `
@@ -46,15 +70,17 @@ Example:
   volmirror primary --images ./images --state ./state --mount ./mnt
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize: string, retainJournal: boolean, checkpointInterval: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string }) => {
+    const regionSize = regionSizeOption(o.regionSize)
+    const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
     const log = logger(o, 'primary')
     const node = await PrimaryNode.start({
       images: o.images,
       state: o.state,
       mount: o.mount,
-      regionSize: parseSize(o.regionSize, '--region-size'),
+      ...(regionSize !== undefined ? { regionSize } : {}),
       retainJournal: o.retainJournal,
-      checkpointMs: parseDuration(o.checkpointInterval, '--checkpoint-interval'),
+      checkpointMs,
       log,
     })
     await runUntilSignal(log, () => node.close(), node.mount.mountPoint)
@@ -98,7 +124,9 @@ async function runUntilSignal (log: Logger, close: () => Promise<void>, mountPoi
 
 function fail (err: unknown): never {
   if (err instanceof CommanderError) {
-    process.exit(err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2)
+    // --help and --version succeed; help shown because a command is missing does not.
+    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || (err.code === 'commander.help' && err.exitCode === 0)
+    process.exit(ok ? 0 : 2)
   }
   if (err instanceof VolmirrorError) {
     process.stderr.write(`volmirror: ${err.message} [${err.code}]\n`)

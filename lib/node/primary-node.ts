@@ -100,7 +100,7 @@ export class PrimaryNode {
     const log = opts.log
     const images = new ImageDir(opts.images, opts.faults ? { faults: opts.faults } : {})
     await images.check()
-    const store = await StateStore.open(opts.state, { role: 'primary', ...(opts.regionSize ? { regionSize: opts.regionSize } : {}) })
+    const store = await StateStore.open(opts.state, { role: 'primary', ...(opts.regionSize !== undefined ? { regionSize: opts.regionSize } : {}) })
     const cleanup: Array<() => Promise<void> | void> = [() => store.close()]
     try {
       const journal = new Journal(store, log)
@@ -113,7 +113,7 @@ export class PrimaryNode {
       const checkpointer = new Checkpointer(store, images, files, log, {
         appliedSeq: () => fsRef?.appliedSeq ?? journal.lastSeq,
         appendedBytes: () => journal.appendedBytes,
-        ...(opts.checkpointMs ? { intervalMs: opts.checkpointMs } : {}),
+        ...(opts.checkpointMs !== undefined ? { intervalMs: opts.checkpointMs } : {}),
         onCheckpoint: async (imageSeq) => {
           // A record is kept while a DR has not acknowledged it; without a
           // DR, once it is durable in the image nobody needs it (a DR that
