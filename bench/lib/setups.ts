@@ -1,0 +1,75 @@
+/**
+ * setups: the file systems a benchmark can put its target file behind,
+ * each started as its own child process on (src, mnt).
+ *
+ * - native: no FUSE at all, the tools work in `src` itself;
+ * - bindfs: the C passthrough peer, with PEERS.md's options;
+ * - passthrough: bench/passthrough.ts, a bare fuse-native mount in Node;
+ * - volmirror: `volmirror primary` with default settings (journaling on).
+ */
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { callControl } from '../../lib/control/control-socket.js'
+import type { Cleanup } from './cleanup.js'
+import { MountProcess } from './mount-process.js'
+
+/** ROOT is the repository root (this file runs from dist/bench/lib). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+
+/** SetupDirs are one setup's directories: backing files, mount point, node state, log. */
+export interface SetupDirs { src: string, mnt: string, state: string, log: string }
+
+/** Running is a started setup: `dir` is where the tools do their I/O. */
+export interface Running { dir: string, stop: () => Promise<void> }
+
+/** Setup is one way to serve a directory. */
+export interface Setup {
+  id: string
+  /** Label in the table. */
+  label: string
+  start: (dirs: SetupDirs, cleanup: Cleanup) => Promise<Running>
+}
+
+function fromProcess (p: MountProcess, dir: string): Running {
+  return { dir, stop: () => p.stop() }
+}
+
+/** native serves nothing: the tools write to the backing directory. */
+export const native: Setup = {
+  id: 'native',
+  label: 'native (no FUSE)',
+  start: async (dirs) => ({ dir: dirs.src, stop: async () => {} }),
+}
+
+/** bindfs is PEERS.md's peer: `bindfs --multithreaded -o big_writes,max_write=131072 SRC MNT` (-f: stay our child). */
+export const bindfs: Setup = {
+  id: 'bindfs',
+  label: 'bindfs mt+big_writes',
+  start: async (dirs, cleanup) => fromProcess(await MountProcess.start({
+    name: 'bindfs', cmd: 'bindfs', args: ['-f', '--multithreaded', '-o', 'big_writes,max_write=131072', dirs.src, dirs.mnt],
+    mountPoint: dirs.mnt, logFile: dirs.log, cleanup,
+  }), dirs.mnt),
+}
+
+/** passthrough is bench/passthrough.ts: FUSE in Node with volmirror's mount options, no journal. */
+export const passthrough: Setup = {
+  id: 'passthrough',
+  label: 'fuse-native passthrough (no journal)',
+  start: async (dirs, cleanup) => fromProcess(await MountProcess.start({
+    name: 'passthrough', cmd: process.execPath, args: [path.join(ROOT, 'dist', 'bench', 'passthrough.js'), dirs.src, dirs.mnt],
+    env: { UV_THREADPOOL_SIZE: '64' }, // as bin/volmirror.js sets it
+    mountPoint: dirs.mnt, logFile: dirs.log, cleanup,
+  }), dirs.mnt),
+}
+
+/** volmirror is a primary with default settings: journaling on, no --retain-journal. */
+export const volmirror: Setup = {
+  id: 'volmirror',
+  label: 'volmirror primary',
+  start: async (dirs, cleanup) => fromProcess(await MountProcess.start({
+    name: 'volmirror primary', cmd: process.execPath,
+    args: [path.join(ROOT, 'bin', 'volmirror.js'), 'primary', '--images', dirs.src, '--state', dirs.state, '--mount', dirs.mnt],
+    mountPoint: dirs.mnt, logFile: dirs.log, cleanup,
+    ready: async () => { await callControl(dirs.state, 'status', {}, 2000); return true },
+  }), dirs.mnt),
+}

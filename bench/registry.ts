@@ -1,0 +1,12 @@
+/**
+ * registry: every benchmark `npm run bench` knows, in the order they run.
+ * To add one, write bench/NAME.ts exporting a `Benchmark` (lib/types.ts)
+ * and append it here.
+ */
+import type { Benchmark } from './lib/types.js'
+import { primaryWrite } from './primary-write.js'
+
+/** benchmarks are run by default, all of them, in this order. */
+export const benchmarks: Benchmark[] = [
+  primaryWrite,
+]

@@ -1,0 +1,162 @@
+/**
+ * run: `npm run bench` — runs the selected benchmarks (all by default),
+ * prints the machine and one table of volmirror-vs-peer ratios, and writes
+ * the same as JSON to bench/results/latest.json and a timestamped copy.
+ *
+ *   node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [NAME...]
+ *   node dist/bench/run.js --list
+ *
+ * Each benchmark works in its own scratch directory under --dir (default
+ * /var/tmp, the disk everyone shares); whatever it starts is stopped and
+ * unmounted afterwards, also when it fails or the run is interrupted.
+ * Exit status: 0 all benchmarks ran (missed targets included), 1 one failed,
+ * 2 usage error.
+ */
+import { mkdir } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { Cleanup } from './lib/cleanup.js'
+import { killStarted } from './lib/exec.js'
+import { toRows, writeReport, type Report, type Row } from './lib/report.js'
+import { makeScratch, removeScratch } from './lib/scratch.js'
+import { ROOT } from './lib/setups.js'
+import { machineInfo } from './lib/system.js'
+import { formatMachine, formatTable } from './lib/table.js'
+import type { Benchmark, MetricResult } from './lib/types.js'
+import { benchmarks } from './registry.js'
+
+/** Args are the parsed command line. */
+interface Args { quick: boolean, runs?: number, dir: string, keep: boolean, list: boolean, names: string[] }
+
+const USAGE = `usage: node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [NAME...]
+       node dist/bench/run.js --list
+  --quick    short smoke run: small sizes and runtimes, one run
+  --runs N   runs per setup and metric, median reported (default 3, --quick 1)
+  --dir DIR  where scratch files go (default /var/tmp); same disk for every setup
+  --keep     keep the scratch directory
+  NAME       benchmarks to run (default: all)`
+
+function usage (msg: string): never {
+  process.stderr.write(`bench: ${msg}\n${USAGE}\n`)
+  process.exit(2)
+}
+
+function parseArgs (argv: string[]): Args {
+  const a: Args = { quick: false, dir: '/var/tmp', keep: false, list: false, names: [] }
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i]!
+    if (x === '--quick') a.quick = true
+    else if (x === '--keep') a.keep = true
+    else if (x === '--list') a.list = true
+    else if (x === '--help' || x === '-h') { process.stdout.write(USAGE + '\n'); process.exit(0) }
+    else if (x === '--runs') {
+      a.runs = Number(argv[++i])
+      if (!Number.isInteger(a.runs) || a.runs < 1) usage('--runs needs a positive integer')
+    } else if (x === '--dir') {
+      const d = argv[++i]
+      if (!d) usage('--dir needs a directory')
+      a.dir = d
+    } else if (x.startsWith('-')) usage(`unknown option ${x}`)
+    else a.names.push(x)
+  }
+  return a
+}
+
+function select (names: string[]): Benchmark[] {
+  if (names.length === 0) return benchmarks
+  return names.map(n => benchmarks.find(b => b.name === n) ?? usage(`unknown benchmark ${n} (known: ${benchmarks.map(b => b.name).join(', ')})`))
+}
+
+function progress (msg: string): void {
+  const t = new Date().toISOString().slice(11, 19)
+  process.stderr.write(`[${t}] ${msg}\n`)
+}
+
+async function main (): Promise<number> {
+  const args = parseArgs(process.argv.slice(2))
+  if (args.list) {
+    for (const b of benchmarks) process.stdout.write(`${b.name.padEnd(20)} ${b.description}\n`)
+    return 0
+  }
+  const selected = select(args.names)
+  const runs = args.runs ?? (args.quick ? 1 : 3)
+  const started = new Date()
+  const cleanup = new Cleanup()
+  await mkdir(args.dir, { recursive: true })
+  const scratch = await makeScratch(args.dir)
+
+  let interrupted = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return
+    interrupted = true
+    progress(`${signal}: stopping what this run started`)
+    void (async () => {
+      await cleanup.runAll()
+      killStarted()
+      if (!args.keep) await removeScratch(scratch)
+      process.exit(130)
+    })()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  const machine = await machineInfo(scratch)
+  process.stdout.write(formatMachine(machine) + '\n\n')
+  if (machine.loadAvg[0]! > 0.5) progress(`warning: load average ${machine.loadAvg[0]} at start: something else is running, figures will be noisy`)
+  progress(`scratch directory ${scratch}; ${runs} run(s)${args.quick ? ', quick' : ''}`)
+
+  const results: Record<string, MetricResult[]> = {}
+  const rows: Row[] = []
+  const errors: Report['errors'] = []
+  try {
+    for (const b of selected) {
+      const dir = path.join(scratch, b.name)
+      await mkdir(dir, { recursive: true })
+      const t0 = Date.now()
+      try {
+        const r = await b.run({ quick: args.quick, runs, scratch: dir, cleanup, progress })
+        results[b.name] = r
+        rows.push(...toRows(b.name, r))
+        progress(`${b.name}: done in ${Math.round((Date.now() - t0) / 1000)} s`)
+      } catch (err) {
+        errors.push({ benchmark: b.name, error: (err as Error)?.stack ?? String(err) })
+        progress(`${b.name}: FAILED: ${(err as Error)?.message ?? String(err)}`)
+      } finally {
+        await cleanup.runAll()
+      }
+    }
+  } finally {
+    await cleanup.runAll()
+    killStarted()
+    if (!args.keep) await removeScratch(scratch)
+    else progress(`kept ${scratch}`)
+  }
+
+  const finished = new Date()
+  process.stdout.write(formatTable(rows) + '\n')
+  for (const e of errors) process.stdout.write(`\nFAILED ${e.benchmark}: ${e.error}\n`)
+  const report: Report = {
+    schema: 1,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationS: Math.round((finished.getTime() - started.getTime()) / 1000),
+    quick: args.quick,
+    runs,
+    benchmarks: selected.map(b => b.name),
+    machine,
+    loadAvgAtEnd: os.loadavg().map(l => Math.round(l * 100) / 100),
+    rows,
+    results,
+    errors,
+  }
+  const files = await writeReport(path.join(ROOT, 'bench', 'results'), report)
+  const targets = rows.filter(r => r.status)
+  process.stdout.write(`\ntargets: ${targets.filter(r => r.status === 'met').length} met, ${targets.filter(r => r.status === 'missed').length} missed; ` +
+    `${report.durationS} s; written to ${files.map(f => path.relative(process.cwd(), f)).join(', ')}\n`)
+  return errors.length > 0 ? 1 : 0
+}
+
+main().then(code => process.exit(code), (err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`)
+  process.exit(1)
+})
