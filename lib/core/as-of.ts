@@ -123,6 +123,12 @@ export class AsOfRule {
     return out
   }
 
+  /** touched tells whether any record wrote to the region during this flight. */
+  touched (key: RegionKey, id: number): boolean {
+    const f = this.flights.get(key)
+    return f !== undefined && f.id === id && f.writes.length > 0
+  }
+
   /** end finishes a fetch (successful or not); false if it had been abandoned. */
   end (key: RegionKey, id: number): boolean {
     const f = this.flights.get(key)

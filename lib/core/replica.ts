@@ -117,6 +117,15 @@ export class Replica {
   }
 
   /**
+   * fetchTouched tells whether a record wrote to the region during the
+   * fetch. A fetch that decides from a comparison rather than from bytes
+   * (hydration's "keep") must not conclude anything then.
+   */
+  fetchTouched (t: FetchToken): boolean {
+    return this.rule.touched(regionKey(t.volume, t.region), t.id)
+  }
+
+  /**
    * fetchData writes fetched bytes (any part of the region, as it arrives)
    * where the asOf rule allows; returns the ranges written (none if the
    * fetch was abandoned, e.g. by a truncate).

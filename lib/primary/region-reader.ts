@@ -10,16 +10,14 @@
  * landed meanwhile. After a few collisions (a very hot region) the read is
  * done synchronously on the main thread, where no write can interleave.
  *
- * Realization (DESIGN "Initial sync"): a region is realized unless it is a
- * hole (SEEK_DATA skips it) or all zeros. SHA-256 is computed with
- * WebCrypto, which hashes in the thread pool, off the main thread.
+ * Realization and checksums come from lib/store/realization.ts (shared
+ * with the DR, which describes its own regions the same way).
  */
 import fs from 'node:fs'
-import { webcrypto } from 'node:crypto'
 import { regionSpans } from '../core/region-map.js'
 import { isUnder, renamePrefix } from '../core/volume-name.js'
-import { isAllZero } from '../core/zero.js'
 import type { ImageDir } from '../store/image-dir.js'
+import { describeBytes, isHole } from '../store/realization.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import type { RegionInfo } from '../replication/protocol.js'
 
@@ -127,19 +125,9 @@ export class RegionReader {
   /** describe reports whether a region is realized and, if asked, its SHA-256. */
   async describe (volume: string, index: number, regionSize: number, checksum: boolean): Promise<RegionInfo> {
     const start = index * regionSize
-    const hole = this.files.use(volume, async f => {
-      const next = this.images.seekData(f.fd, start)
-      return next < 0 || next >= start + regionSize
-    })
-    if (await hole) return { index, realized: false, asOf: this.appliedSeq() }
+    const asOf = this.appliedSeq()
+    if (await this.files.use(volume, async f => isHole(this.images, f.fd, start, regionSize))) return { index, realized: false, asOf }
     const r = await this.read(volume, start, regionSize)
-    if (r.data.length === 0 || isAllZero(r.data)) return { index, realized: false, asOf: r.asOf }
-    if (!checksum) return { index, realized: true, asOf: r.asOf }
-    return { index, realized: true, sha256: await sha256(r.data), asOf: r.asOf }
+    return { index, asOf: r.asOf, ...await describeBytes(r.data, checksum) }
   }
-}
-
-/** sha256 hashes in the libuv thread pool (WebCrypto), keeping the main thread free for FUSE. */
-export async function sha256 (data: Uint8Array): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex')
 }

@@ -31,6 +31,13 @@ export interface CheckpointerOptions {
   appendedBytes: () => number
   /** Called after each checkpoint that advanced the watermark (trimming). */
   onCheckpoint?: (imageSeq: number) => Promise<void>
+  /**
+   * capture is called when the images to sync are taken; the function it
+   * returns runs once they are synced, before the watermark is written:
+   * state describing the images (a DR's region maps) becomes durable only
+   * together with the bytes it describes.
+   */
+  capture?: () => () => Promise<void>
   intervalMs?: number
   maxBytes?: number
 }
@@ -93,12 +100,14 @@ export class Checkpointer {
     this.lastAt = Date.now()
     this.lastBytes = this.opts.appendedBytes()
     const dirty = this.files.takeDirty()
+    const persist = this.opts.capture?.()
     try {
       await Promise.all(dirty.map(f => this.images.fdatasync(f.fd)))
     } catch (err) {
       for (const f of dirty) if (!f.removed) this.files.markDirty(f)
       throw err
     }
+    await persist?.()
     if (upto > this.imageSeq) {
       await this.store.putMeta(META_KEY, upto, true)
       this.imageSeq = upto

@@ -307,6 +307,21 @@ export class Journal {
     this.appendedSeq = next.lastSeq
   }
 
+  /**
+   * restartAt empties the journal and continues it after `seq` (a DR
+   * starting a full sync at its primary's current seq).
+   */
+  async restartAt (seq: number): Promise<void> {
+    await this.index.flushed()
+    await this.level.clear()
+    this.state = { lastSeq: seq, firstSeq: seq + 1 }
+    await this.store.putMeta(META_KEY, this.state, true)
+    this.sizes.dropThrough(Infinity)
+    this.sizes.first = seq + 1
+    this.appendedSeq = seq
+    await this.segments.release(Infinity)
+  }
+
   /** stats reports position, size and batching. */
   stats (): JournalStats {
     return {

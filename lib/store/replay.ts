@@ -7,11 +7,14 @@
  */
 import { isVolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { RecordApplier } from './applier.js'
+import type { JournalRecord } from '../core/record.js'
 import type { Journal } from './journal.js'
 
-/** replayJournal applies records in (afterSeq, end] and returns the last seq applied. */
-export async function replayJournal (journal: Journal, applier: RecordApplier, afterSeq: number, log: Logger, upto = Infinity): Promise<number> {
+/** Applier is anything that applies records, with a replay mode (RecordApplier, DrApplier). */
+export interface Applier { apply (rec: JournalRecord, replay: boolean): void }
+
+/** replayJournal applies records in (afterSeq, upto] and returns the last seq applied. */
+export async function replayJournal (journal: Journal, applier: Applier, afterSeq: number, log: Logger, upto = Infinity): Promise<number> {
   let at = Math.max(afterSeq, journal.firstSeq - 1)
   let count = 0
   for (;;) {

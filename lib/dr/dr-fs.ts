@@ -1,0 +1,111 @@
+/**
+ * dr-fs: the DR's file system of volumes (the DR mount).
+ *
+ * Read-only until the DR is promoted: every mutation answers EROFS. A read
+ * makes the regions it covers present first (copy-on-read: lib/dr/fetcher.ts),
+ * waiting only for the bytes it needs, then reads the DR image while holding
+ * the apply lock shared, so it never sees half a group. A reader that goes
+ * on where it stopped is sequential: the next regions are fetched ahead.
+ */
+import fs from 'node:fs'
+import { regionSpans } from '../core/region-map.js'
+import { RESERVED_PREFIX } from '../core/volume-name.js'
+import type { FileStat, FsStat, VolumeFs } from '../core/volume-fs.js'
+import type { Replica } from '../core/replica.js'
+import { VolmirrorError } from '../errors.js'
+import type { ImageDir } from '../store/image-dir.js'
+import type { VolumeFiles } from '../store/volume-files.js'
+import type { ApplyLock } from './apply-lock.js'
+import type { DrVolumes } from './dr-volumes.js'
+import type { Fetcher } from './fetcher.js'
+
+/** O_ACCMODE masks the access mode of open flags (not in Node's fs.constants). */
+const O_ACCMODE = 3
+
+/** DrFs implements VolumeFs for a DR node. */
+export class DrFs implements VolumeFs {
+  private readonly handles = new Map<number, { name: string, nextRead: number }>()
+  private nextHandle = 1
+
+  constructor (
+    private readonly images: ImageDir,
+    private readonly files: VolumeFiles,
+    private readonly volumes: DrVolumes,
+    private readonly replica: Replica,
+    private readonly fetcher: Fetcher,
+    private readonly lock: ApplyLock,
+  ) {}
+
+  async getattr (name: string): Promise<FileStat> {
+    const st = await this.images.lstat(name)
+    if (!st.isFile() && !st.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${name} is not a volume`)
+    return st
+  }
+
+  async readdir (name: string): Promise<string[]> {
+    const entries = await this.images.readdir(name)
+    return entries
+      .filter(e => (e.isFile() || e.isDirectory()) && !(name === '' && e.name.startsWith(RESERVED_PREFIX)))
+      .map(e => e.name)
+  }
+
+  async open (name: string, flags: number): Promise<number> {
+    if ((flags & O_ACCMODE) !== fs.constants.O_RDONLY || (flags & fs.constants.O_TRUNC) !== 0) throw readOnly()
+    const st = await this.images.lstat(name)
+    if (st.isDirectory()) throw new VolmirrorError('IS_DIRECTORY', `${name} is a directory`)
+    const h = this.nextHandle++
+    this.handles.set(h, { name, nextRead: -1 })
+    return h
+  }
+
+  async release (_name: string, handle: number): Promise<void> {
+    this.handles.delete(handle)
+  }
+
+  async read (name: string, handle: number, target: Buffer, length: number, position: number): Promise<number> {
+    const v = this.volumes.get(name)
+    const file = this.files.get(name)
+    const size = this.images.fstatSync(file.fd).size
+    const n = Math.max(0, Math.min(length, size - position))
+    if (n === 0) return 0
+    if (v) {
+      const waits: Array<Promise<void>> = []
+      const spans = regionSpans(position, n, this.replica.regionSize)
+      for (const s of spans) {
+        if (!this.replica.present(v.id, s.region)) waits.push(this.fetcher.ensure(v.id, s.region, 'read', { start: s.start, end: s.end }))
+      }
+      const h = this.handles.get(handle)
+      if (h && h.nextRead === position && this.fetcher.readAhead > 0) {
+        this.fetcher.prefetch(v.id, spans[spans.length - 1]!.region + 1, this.fetcher.readAhead)
+      }
+      if (h) h.nextRead = position + n
+      await Promise.all(waits)
+    }
+    return await this.lock.read(() => this.files.use(name, f => this.images.read(f.fd, target, n, position)))
+  }
+
+  async statfs (): Promise<FsStat> {
+    const s = await this.images.statfs()
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
+    }
+  }
+
+  async flush (): Promise<void> {}
+  async fsync (): Promise<void> {}
+  async write (): Promise<number> { throw readOnly() }
+  async create (): Promise<number> { throw readOnly() }
+  async truncate (): Promise<void> { throw readOnly() }
+  async unlink (): Promise<void> { throw readOnly() }
+  async rename (): Promise<void> { throw readOnly() }
+  async mkdir (): Promise<void> { throw readOnly() }
+  async rmdir (): Promise<void> { throw readOnly() }
+  async chmod (): Promise<void> { throw readOnly() }
+  async chown (): Promise<void> { throw readOnly() }
+  async utimens (): Promise<void> { throw readOnly() }
+}
+
+function readOnly (): VolmirrorError {
+  return new VolmirrorError('READ_ONLY', 'this is a DR mount: read-only until the DR is promoted')
+}

@@ -1,0 +1,199 @@
+/**
+ * fetcher: copy-on-read (DESIGN "DR mount and copy-on-read").
+ *
+ * `ensure(volume, region)` makes a region present by fetching it from the
+ * primary, once: concurrent callers share the flight. The bytes are written
+ * into the DR image as they stream in (through the Replica, so by the asOf
+ * rule), and a caller that needs only part of the region is released as
+ * soon as that part is written: the fetch starts at the offset the reader
+ * wants (`first`), so a 4 KiB read at an untouched offset is answered after
+ * its own bytes arrive, while the rest of the region streams on.
+ *
+ * If the primary cannot be reached, a fetch is retried with exponential
+ * backoff and jitter until its deadline (`timeoutMs`), then fails its
+ * callers with PEER_UNREACHABLE (the mount answers EIO) and logs it; reads
+ * of present regions are not affected.
+ */
+import type { Replica, FetchToken } from '../core/replica.js'
+import { VolmirrorError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { PrimaryService } from '../replication/protocol.js'
+import type { DrVolumes } from './dr-volumes.js'
+
+/** FetchCause says why a region is fetched (status counts bytes by cause). */
+export type FetchCause = 'read' | 'hydrate'
+
+interface Waiter { start: number, end: number, resolve: () => void, reject: (e: Error) => void }
+
+interface Flight {
+  volume: number
+  region: number
+  cause: FetchCause
+  /** Byte ranges of the region written so far (volume offsets, merged). */
+  have: Array<[number, number]>
+  waiters: Waiter[]
+  done: Promise<void>
+  abort: AbortController
+}
+
+/** FetcherOptions tune retries and read-ahead. */
+export interface FetcherOptions {
+  /** How long a fetch keeps retrying before its readers get EIO. */
+  timeoutMs: number
+  /** Regions to fetch ahead of a sequential reader. */
+  readAhead: number
+}
+
+/** Fetcher makes regions present on demand. */
+export class Fetcher {
+  private readonly flights = new Map<string, Flight>()
+  private closed = false
+  /** Bytes fetched, by cause; fetches that failed for good. */
+  readonly counters = { readBytes: 0, hydrateBytes: 0, fetches: 0, failures: 0, retries: 0 }
+
+  constructor (
+    private readonly service: PrimaryService,
+    private readonly replica: Replica,
+    private readonly volumes: DrVolumes,
+    private readonly log: Logger,
+    private readonly opts: FetcherOptions,
+  ) {}
+
+  /** inFlight counts fetches under way (hydration yields to readers while there are any). */
+  inFlight (cause?: FetchCause): number {
+    let n = 0
+    for (const f of this.flights.values()) if (!cause || f.cause === cause) n++
+    return n
+  }
+
+  /**
+   * ensure resolves once bytes [start, end) of the region are in the DR
+   * image (the whole region if not given); it fetches the region unless it
+   * is present or already being fetched.
+   */
+  ensure (volume: number, region: number, cause: FetchCause, need?: { start: number, end: number }): Promise<void> {
+    if (this.replica.present(volume, region)) return Promise.resolve()
+    const rs = this.replica.regionSize
+    const start = need?.start ?? region * rs
+    const end = need?.end ?? (region + 1) * rs
+    let f = this.flights.get(`${volume}:${region}`)
+    if (!f) f = this.start(volume, region, cause, start)
+    else if (cause === 'read' && f.cause === 'hydrate') f.cause = 'read'
+    if (covered(f.have, start, end)) return Promise.resolve()
+    const flight = f
+    return new Promise<void>((resolve, reject) => { flight.waiters.push({ start, end, resolve, reject }) })
+  }
+
+  /** prefetch starts fetches of absent regions without waiting for them (read-ahead). */
+  prefetch (volume: number, from: number, count: number): void {
+    const map = this.replica.map(volume)
+    for (let r = from; r < Math.min(from + count, map.length); r++) {
+      if (!map.get(r) && !this.flights.has(`${volume}:${r}`)) this.start(volume, r, 'read', r * this.replica.regionSize).done.catch(() => {})
+    }
+  }
+
+  /** close abandons every fetch (their readers get CLOSED). */
+  async close (): Promise<void> {
+    this.closed = true
+    for (const f of this.flights.values()) f.abort.abort()
+    await Promise.allSettled([...this.flights.values()].map(f => f.done))
+  }
+
+  get readAhead (): number { return this.opts.readAhead }
+
+  private start (volume: number, region: number, cause: FetchCause, first: number): Flight {
+    const key = `${volume}:${region}`
+    const f: Flight = { volume, region, cause, have: [], waiters: [], done: Promise.resolve(), abort: new AbortController() }
+    this.flights.set(key, f)
+    f.done = this.run(f, first).then(() => {
+      for (const w of f.waiters) w.resolve()
+    }, (err: Error) => {
+      for (const w of f.waiters) w.reject(err)
+      throw err
+    }).finally(() => {
+      this.flights.delete(key)
+    })
+    f.done.catch(() => {})
+    return f
+  }
+
+  private async run (f: Flight, first: number): Promise<void> {
+    const deadline = Date.now() + this.opts.timeoutMs
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new VolmirrorError('CLOSED', 'the DR is shutting down')
+      if (this.replica.present(f.volume, f.region)) return
+      const v = this.volumes.byIdOf(f.volume)
+      if (!v) throw new VolmirrorError('NOT_FOUND', 'the volume was deleted while being fetched')
+      const token = this.replica.beginFetch(f.volume, f.region)
+      try {
+        await this.once(f, token, v.name, first)
+        if (this.replica.fetchEnd(token, true)) {
+          this.counters.fetches++
+          return
+        }
+        // Abandoned (a truncate changed the region meanwhile): fetch it again.
+      } catch (err) {
+        this.replica.fetchEnd(token, false)
+        f.have = []
+        if (this.closed) throw new VolmirrorError('CLOSED', 'the DR is shutting down')
+        const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random())
+        if (Date.now() + wait > deadline) {
+          this.counters.failures++
+          this.log.error('fetch.failed', { volume: v.name, region: f.region, attempts: attempt + 1, err })
+          throw new VolmirrorError('PEER_UNREACHABLE', `cannot fetch region ${f.region} of ${v.name} from the primary: ${(err as Error).message}`, { cause: err })
+        }
+        this.counters.retries++
+        if (attempt === 0) this.log.warn('fetch.retrying', { volume: v.name, region: f.region, err })
+        await new Promise(resolve => setTimeout(resolve, wait))
+      }
+    }
+  }
+
+  private async once (f: Flight, token: FetchToken, name: string, first: number): Promise<void> {
+    let known = false
+    await this.service.fetchRegion(name, f.region, {
+      begin: (asOf) => {
+        known = this.replica.fetchKnown(token, asOf)
+      },
+      data: (offset, chunk) => {
+        if (!known) return
+        this.replica.fetchData(token, { offset, data: chunk })
+        if (f.cause === 'read') this.counters.readBytes += chunk.length
+        else this.counters.hydrateBytes += chunk.length
+        addRange(f.have, offset, offset + chunk.length)
+        this.wake(f)
+      },
+    }, { first, signal: f.abort.signal })
+    // Done: the region may end before the region size (end of file), and
+    // whatever a reader asked for past it reads as end of file.
+    addRange(f.have, f.region * this.replica.regionSize, (f.region + 1) * this.replica.regionSize)
+  }
+
+  private wake (f: Flight): void {
+    const still: Waiter[] = []
+    for (const w of f.waiters) {
+      if (covered(f.have, w.start, w.end)) w.resolve()
+      else still.push(w)
+    }
+    f.waiters = still
+  }
+}
+
+function addRange (ranges: Array<[number, number]>, s: number, e: number): void {
+  if (e <= s) return
+  ranges.push([s, e])
+  ranges.sort((a, b) => a[0] - b[0])
+  let w = 0
+  for (let i = 1; i < ranges.length; i++) {
+    const cur = ranges[w]!
+    const nx = ranges[i]!
+    if (nx[0] <= cur[1]) cur[1] = Math.max(cur[1], nx[1])
+    else ranges[++w] = nx
+  }
+  ranges.length = w + 1
+}
+
+function covered (ranges: Array<[number, number]>, s: number, e: number): boolean {
+  for (const [a, b] of ranges) if (a <= s && b >= e) return true
+  return false
+}

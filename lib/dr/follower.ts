@@ -1,0 +1,217 @@
+/**
+ * follower: a DR following its primary's journal (DESIGN "Shipping").
+ *
+ * The loop: register (once; again after a RESYNC_REQUIRED), then wait for
+ * groups with a long poll. Every batch is checked (CRC of every record, seqs
+ * contiguous: lib/replication/group-frame.ts), stored whole in the DR's own
+ * journal and made durable, and, once everything up to the batch's group
+ * boundary is stored, applied all at once under the apply lock (readers of
+ * the mount never see half a group), recorded, and acknowledged. A DR crash
+ * mid-group finishes it at restart (replay), so the images are always at a
+ * group boundary.
+ *
+ * When the primary cannot be reached the loop retries with exponential
+ * backoff and jitter; reads of present regions keep working meanwhile.
+ */
+import type { JournalRecord } from '../core/record.js'
+import { isVolmirrorError, VolmirrorError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { GroupBatch, PrimaryService, RegisterReply } from '../replication/protocol.js'
+import type { Journal } from '../store/journal.js'
+import type { StateStore } from '../store/state-store.js'
+import type { ApplyLock } from './apply-lock.js'
+
+/** FollowState is persisted in meta `dr`. */
+export interface FollowState {
+  primaryId: string
+  /** Last seq applied to the images (a group boundary). */
+  appliedSeq: number
+  /** Seq the DR started following at, and whether its initial sync (hydration) was asked for. */
+  startSeq: number
+}
+
+/** Lag is what status shows about replication delay. */
+export interface Lag {
+  primaryLastSeq: number
+  /** Seqs the DR has not applied yet. */
+  seq: number
+  /** Age of the oldest write the DR has not applied (the RPO), seconds. */
+  seconds: number
+  /** When the primary last answered (ms, local clock), and whether the link is up. */
+  lastContact: number
+  connected: boolean
+  lastError?: string
+}
+
+/** FollowerHooks let the node react to registration and applied groups. */
+export interface FollowerHooks {
+  /** Called when the primary says the DR must compare everything (new DR, or records gone). */
+  fullSync: (reply: RegisterReply) => Promise<void>
+  /** Called (synchronously, under the apply lock) to apply one record. */
+  apply: (rec: JournalRecord) => void
+  /** Called after a group is applied. */
+  applied?: (seq: number) => void
+}
+
+/** Follower runs the shipping loop of a DR. */
+export class Follower {
+  state: FollowState | undefined
+  private running = false
+  private loop: Promise<void> | undefined
+  private abort = new AbortController()
+  private pending: JournalRecord[] = []
+  private readonly lag: Lag = { primaryLastSeq: 0, seq: 0, seconds: 0, lastContact: 0, connected: false }
+  /** Age of the oldest pending write as the primary saw it at its last answer (ms), and when that answer came. */
+  private pendingAgeMs = 0
+  private pendingAgeAt = 0
+  /** Groups applied, records and bytes received. */
+  readonly counters = { groups: 0, records: 0, bytes: 0, reconnects: 0 }
+
+  constructor (
+    private readonly service: PrimaryService,
+    private readonly store: StateStore,
+    private readonly journal: Journal,
+    private readonly lock: ApplyLock,
+    private readonly log: Logger,
+    private readonly hooks: FollowerHooks,
+    private readonly opts: { waitMs?: number, maxBytes?: number } = {},
+  ) {}
+
+  /** load reads the persisted follow state. */
+  async load (): Promise<FollowState | undefined> {
+    this.state = await this.store.getMeta<FollowState>('dr')
+    return this.state
+  }
+
+  /** appliedSeq is the last group boundary applied. */
+  get appliedSeq (): number { return this.state?.appliedSeq ?? 0 }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.abort = new AbortController()
+    this.loop = this.run()
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    this.abort.abort()
+    await this.loop
+  }
+
+  /** lagNow reports the replication lag as of now. */
+  lagNow (): Lag {
+    const seconds = this.lag.seq > 0 ? Math.max(0, (this.pendingAgeMs + Date.now() - this.pendingAgeAt) / 1000) : 0
+    return { ...this.lag, seconds }
+  }
+
+  private async run (): Promise<void> {
+    let failures = 0
+    while (this.running) {
+      try {
+        if (!this.registered) await this.register()
+        await this.pollOnce()
+        failures = 0
+      } catch (err) {
+        if (!this.running) return
+        this.lag.connected = false
+        this.lag.lastError = (err as Error).message
+        if (isVolmirrorError(err, 'RESYNC_REQUIRED')) {
+          this.log.warn('follow.resync_required', { err })
+          this.registered = false
+          this.forceFullSync = true
+          continue
+        }
+        failures++
+        this.counters.reconnects++
+        const wait = Math.min(10_000, 100 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random())
+        if (failures === 1 || failures % 20 === 0) this.log.warn('follow.primary_unreachable', { err, retryInMs: Math.round(wait), failures })
+        this.registered = false
+        await new Promise<void>(resolve => {
+          const t = setTimeout(resolve, wait)
+          this.abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+        })
+      }
+    }
+  }
+
+  private registered = false
+  private forceFullSync = false
+
+  /** requireFullSync makes the next registration start over (compare everything). */
+  requireFullSync (): void {
+    this.forceFullSync = true
+    this.registered = false
+  }
+
+  private async register (): Promise<void> {
+    const id = this.store.identity
+    const resume = this.state && !this.forceFullSync ? { appliedSeq: this.journal.lastSeq } : {}
+    const reply = await this.service.register({ nodeId: id.nodeId, epoch: id.epoch, regionSize: id.regionSize, ...resume })
+    if (this.state && this.state.primaryId !== reply.primaryId && !this.forceFullSync && !reply.fullSync) {
+      throw new VolmirrorError('PEER_PROTOCOL', `this DR followed primary ${this.state.primaryId}, not ${reply.primaryId}`)
+    }
+    this.lag.connected = true
+    this.lag.lastContact = Date.now()
+    if (reply.fullSync) {
+      // Start over from the primary's current position: everything is
+      // compared (hydration); the journal restarts at startSeq.
+      this.pending = []
+      await this.journal.restartAt(reply.startSeq)
+      await this.hooks.fullSync(reply)
+      this.state = { primaryId: reply.primaryId, appliedSeq: reply.startSeq, startSeq: reply.startSeq }
+      await this.store.putMeta('dr', this.state, true)
+      this.forceFullSync = false
+      this.log.info('follow.full_sync', { primary: reply.primaryId, startSeq: reply.startSeq })
+    } else {
+      this.log.info('follow.resumed', { primary: reply.primaryId, appliedSeq: this.appliedSeq })
+    }
+    this.registered = true
+  }
+
+  private async pollOnce (): Promise<void> {
+    const id = this.store.identity
+    const after = Math.max(this.journal.lastSeq, this.appliedSeq)
+    const batch = await this.service.groups({
+      nodeId: id.nodeId, after, waitMs: this.opts.waitMs ?? 10_000, maxBytes: this.opts.maxBytes ?? 32 * 1024 * 1024, signal: this.abort.signal,
+    })
+    this.lag.connected = true
+    this.lag.lastError = undefined
+    this.lag.lastContact = Date.now()
+    this.lag.primaryLastSeq = batch.lastSeq
+    if (batch.records.length > 0) {
+      // Stored whole and durable before anything of it is applied or acknowledged.
+      await this.journal.storeAll(batch.records, true)
+      for (const r of batch.records) { this.counters.records++; this.counters.bytes += r.bytes.length }
+      this.pending.push(...batch.records)
+    }
+    if (this.journal.lastSeq >= batch.groupEnd && batch.groupEnd > this.appliedSeq) await this.applyGroup(batch.groupEnd)
+    this.noteLag(batch)
+  }
+
+  private async applyGroup (end: number): Promise<void> {
+    const records = this.pending.filter(r => r.seq > this.appliedSeq && r.seq <= end)
+    if (records.length === 0 || records[0]!.seq !== this.appliedSeq + 1) {
+      // Records stored before a restart: read them back.
+      records.splice(0, records.length, ...await this.journal.read(this.appliedSeq, { upto: end }))
+    }
+    await this.lock.write(() => {
+      for (const r of records) this.hooks.apply(r)
+    })
+    this.pending = this.pending.filter(r => r.seq > end)
+    this.state = { ...this.state!, appliedSeq: end }
+    await this.store.putMeta('dr', this.state)
+    this.counters.groups++
+    this.hooks.applied?.(end)
+    await this.service.ack(this.store.identity.nodeId, end)
+  }
+
+  // The RPO: how old the oldest write the DR does not have is. Measured on
+  // the primary's clock (its answer's time minus that write's timestamp), so
+  // clocks need not agree, and aged locally until the next answer.
+  private noteLag (b: GroupBatch): void {
+    this.lag.seq = Math.max(0, b.lastSeq - this.appliedSeq)
+    this.pendingAgeMs = this.lag.seq > 0 && b.oldestPendingTs > 0 ? Math.max(0, b.time - b.oldestPendingTs) : 0
+    this.pendingAgeAt = Date.now()
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * hydrator: background initial sync by comparison (US 2016/0224276).
+ *
+ * Walks every absent region of every volume, asks the primary for the
+ * regions' realization (and checksums, only where the DR holds data to
+ * compare them with), and decides per region (lib/core/sync-decision.ts):
+ * keep (present as is), release (punch the DR's bytes out), or copy (fetch).
+ * A DR that starts from a stale copy therefore moves only what differs, and
+ * a fresh DR never reads a hole.
+ *
+ * Every decision runs as a fetch flight (the asOf rule): the primary's
+ * answer carries the asOf it describes, and a record applied to the region
+ * while the DR was hashing it makes the region a copy instead of a keep.
+ *
+ * Hydration is resumable (the region maps are persisted), can be rate
+ * limited (`bytesPerSecond`, 0 = only on demand), and yields to readers:
+ * it waits while copy-on-read fetches are in flight.
+ */
+import { regionKey } from '../core/as-of.js'
+import type { Replica } from '../core/replica.js'
+import { decideSync } from '../core/sync-decision.js'
+import type { Logger } from '../log.js'
+import type { PrimaryService, RegionInfo } from '../replication/protocol.js'
+import type { ImageDir } from '../store/image-dir.js'
+import { describeBytes, isHole } from '../store/realization.js'
+import type { VolumeFiles } from '../store/volume-files.js'
+import type { DrVolumes } from './dr-volumes.js'
+import type { Fetcher } from './fetcher.js'
+
+/** HydratorOptions pace hydration. */
+export interface HydratorOptions {
+  /** Bytes per second of copying and comparing; 0 turns hydration off (fetch on demand only). */
+  bytesPerSecond: number
+  /** Regions asked about per call to the primary. */
+  batch?: number
+  /** Copies in flight at once. */
+  concurrency?: number
+}
+
+/** Hydrator completes a DR's copy in the background. */
+export class Hydrator {
+  private running = false
+  private loop: Promise<void> | undefined
+  private wake: (() => void) | undefined
+  /** Regions decided, by outcome; bytes compared locally. */
+  readonly counters = { kept: 0, released: 0, copied: 0, comparedBytes: 0, passes: 0 }
+  /** When the last full pass found nothing absent (the copy is complete). */
+  completeAt: number | undefined
+
+  constructor (
+    private readonly service: PrimaryService,
+    private readonly replica: Replica,
+    private readonly volumes: DrVolumes,
+    private readonly fetcher: Fetcher,
+    private readonly images: ImageDir,
+    private readonly files: VolumeFiles,
+    private readonly log: Logger,
+    private readonly opts: HydratorOptions,
+  ) {}
+
+  start (): void {
+    if (this.running || this.opts.bytesPerSecond === 0) return
+    this.running = true
+    this.loop = this.run().catch(err => this.log.error('hydrate.stopped', { err }))
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    this.wake?.()
+    await this.loop
+  }
+
+  /** kick resumes a hydrator that found nothing to do (new absent regions appeared). */
+  kick (): void {
+    this.wake?.()
+  }
+
+  private async run (): Promise<void> {
+    while (this.running) {
+      const found = await this.pass()
+      this.counters.passes++
+      if (!this.running) return
+      if (!found) {
+        this.completeAt ??= Date.now()
+        await new Promise<void>(resolve => { this.wake = resolve; setTimeout(resolve, 5000).unref() })
+        this.wake = undefined
+      } else {
+        this.completeAt = undefined
+      }
+    }
+  }
+
+  /** pass walks all volumes once; returns whether it found anything absent. */
+  private async pass (): Promise<boolean> {
+    let found = false
+    for (const v of this.volumes.list()) {
+      let at = 0
+      for (;;) {
+        if (!this.running) return found
+        const map = this.replica.map(v.id)
+        const from = map.next(at, false)
+        if (from < 0) break
+        found = true
+        const count = Math.min(this.opts.batch ?? 64, map.length - from)
+        at = from + count
+        await this.decideBatch(v.id, v.name, from, count).catch(err => {
+          this.log.warn('hydrate.batch_failed', { volume: v.name, from, err })
+          return new Promise(resolve => setTimeout(resolve, 1000))
+        })
+      }
+    }
+    return found
+  }
+
+  private async decideBatch (volume: number, name: string, from: number, count: number): Promise<void> {
+    const rs = this.replica.regionSize
+    // Hold back while readers wait for fetches: they come first.
+    while (this.running && this.fetcher.inFlight('read') > 0) await new Promise(resolve => setTimeout(resolve, 5))
+    // Which of these does the DR hold data for? Only those need checksums.
+    const local = await this.files.use(name, async f => {
+      const out = new Map<number, boolean>()
+      for (let r = from; r < from + count; r++) out.set(r, !isHole(this.images, f.fd, r * rs, rs))
+      return out
+    })
+    const anyLocal = [...local.values()].some(Boolean)
+    const info = await this.service.regions(name, from, count, anyLocal)
+    const copies: Array<Promise<void>> = []
+    for (const ri of info.regions) {
+      if (!this.running) break
+      if (this.replica.present(volume, ri.index) || this.replica.rule.inFlight(regionKey(volume, ri.index))) continue
+      const action = await this.decide(volume, name, ri, local.get(ri.index) ?? false)
+      if (action === 'copy') {
+        copies.push(this.fetcher.ensure(volume, ri.index, 'hydrate').catch(err => this.log.warn('hydrate.copy_failed', { volume: name, region: ri.index, err })))
+        if (copies.length >= (this.opts.concurrency ?? 4)) await copies.shift()
+        await this.pace(rs)
+      }
+    }
+    // Regions past the primary's end (a shorter volume): the records that
+    // shrank it will arrive; nothing to fetch.
+    await Promise.all(copies)
+  }
+
+  /** decide settles one region by comparison inside a fetch flight; returns 'copy' when it must be fetched. */
+  private async decide (volume: number, name: string, ri: RegionInfo, localHasData: boolean): Promise<'keep' | 'release' | 'copy'> {
+    const rs = this.replica.regionSize
+    const start = ri.index * rs
+    if (ri.realized && !localHasData) return 'copy'
+    const token = this.replica.beginFetch(volume, ri.index)
+    let ok = false
+    try {
+      const facts = localHasData
+        ? await this.files.use(name, async f => {
+          const buf = Buffer.allocUnsafe(rs)
+          const n = await this.images.readFull(f.fd, buf, rs, start)
+          this.counters.comparedBytes += n
+          return await describeBytes(buf.subarray(0, n), ri.realized)
+        })
+        : { realized: false }
+      const action = decideSync(ri, facts)
+      if (action === 'copy') return 'copy'
+      // A record applied to the region since the flight began may be missing
+      // from the bytes compared: only a copy is safe then.
+      if (action === 'keep' && this.replica.fetchTouched(token)) return 'copy'
+      if (!this.replica.fetchKnown(token, ri.asOf)) return 'copy'
+      if (action === 'release') {
+        this.replica.fetchZero(token, start, Math.min(rs, Math.max(0, this.images.fstatSync(this.files.get(name).fd).size - start)))
+        this.counters.released++
+      } else {
+        this.counters.kept++
+      }
+      ok = true
+      return action
+    } finally {
+      this.replica.fetchEnd(token, ok)
+    }
+  }
+
+  private readonly bucket = { tokens: 0, at: Date.now() }
+
+  private async pace (bytes: number): Promise<void> {
+    const rate = this.opts.bytesPerSecond
+    if (!Number.isFinite(rate) || rate <= 0) return
+    const now = Date.now()
+    this.bucket.tokens = Math.min(rate, this.bucket.tokens + (now - this.bucket.at) * rate / 1000)
+    this.bucket.at = now
+    this.bucket.tokens -= bytes
+    if (this.bucket.tokens < 0) await new Promise(resolve => setTimeout(resolve, -this.bucket.tokens / rate * 1000))
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * dr-node: wires a DR together: state directory, its own journal (the
+ * groups it stored), crash replay, the Replica (asOf rule) over its images,
+ * the follower (shipping), the fetcher (copy-on-read), the hydrator
+ * (initial sync by comparison), checkpoints, the read-only FUSE mount and
+ * the control socket.
+ *
+ * The primary is a PrimaryService: over HTTP in production
+ * (lib/http/client.ts), in process in some tests.
+ */
+import { constants } from 'node:fs'
+import { mkdir, rename } from 'node:fs/promises'
+import path from 'node:path'
+import { regionKey, keyVolume } from '../core/as-of.js'
+import { Replica } from '../core/replica.js'
+import { ControlServer } from '../control/control-socket.js'
+import { ApplyLock } from '../dr/apply-lock.js'
+import { DrApplier, keptAsideName } from '../dr/dr-applier.js'
+import { DrFs } from '../dr/dr-fs.js'
+import { DrVolumes } from '../dr/dr-volumes.js'
+import { Fetcher } from '../dr/fetcher.js'
+import { Follower, type Lag } from '../dr/follower.js'
+import { Hydrator } from '../dr/hydrator.js'
+import { RegionStore } from '../dr/region-store.js'
+import { ReplicaFiles } from '../dr/replica-files.js'
+import { VolmirrorError } from '../errors.js'
+import { FuseMount } from '../fuse/mount.js'
+import type { Logger } from '../log.js'
+import type { PrimaryService, RegisterReply } from '../replication/protocol.js'
+import { RecordApplier } from '../store/applier.js'
+import { Checkpointer } from '../store/checkpoint.js'
+import { ImageDir } from '../store/image-dir.js'
+import { Journal } from '../store/journal.js'
+import { replayJournal } from '../store/replay.js'
+import { StateStore } from '../store/state-store.js'
+import { VolumeFiles } from '../store/volume-files.js'
+
+/** DrOptions are the settings of `volmirror dr`. */
+export interface DrOptions {
+  images: string
+  state: string
+  mount: string
+  primary: PrimaryService
+  /** Shown in status (the primary's URL). */
+  primaryLabel?: string
+  log: Logger
+  regionSize?: number
+  /** Hydration bytes per second; 0 = fetch on demand only; Infinity = as fast as possible. */
+  hydrateRate?: number
+  /** How long reads of absent regions keep retrying an unreachable primary before EIO. */
+  fetchTimeoutMs?: number
+  readAhead?: number
+  checkpointMs?: number
+  pollWaitMs?: number
+}
+
+/** DrVolumeStatus is one volume in a DR's status. */
+export interface DrVolumeStatus {
+  name: string
+  size: number
+  allocated: number
+  state: 'consistent' | 'inconsistent'
+  regions: { total: number, present: number, absent: number, aheadOfApplied: number }
+  hydratedPercent: number
+}
+
+/** DrStatus is `status --json` of a DR. */
+export interface DrStatus {
+  role: 'dr'
+  nodeId: string
+  epoch: number
+  regionSize: number
+  pid: number
+  startedAt: string
+  images: string
+  state: string
+  mount: string
+  primary: { label: string, id: string | undefined, journalBytes: number | undefined }
+  seq: { applied: number, stored: number, primaryLast: number, durableInImages: number }
+  lag: Lag
+  consistent: boolean
+  volumes: DrVolumeStatus[]
+  fetched: { onDemandBytes: number, hydrationBytes: number, fetches: number, retries: number, failures: number }
+  hydration: { bytesPerSecond: number, complete: boolean, kept: number, released: number, copied: number, comparedBytes: number }
+  replication: { groups: number, records: number, bytes: number, reconnects: number }
+}
+
+/** DrNode is a running DR. */
+export class DrNode {
+  private closing: Promise<void> | undefined
+  readonly startedAt = new Date()
+  private primaryJournalBytes: number | undefined
+  private infoTimer: NodeJS.Timeout | undefined
+
+  private constructor (
+    readonly opts: DrOptions,
+    readonly store: StateStore,
+    readonly images: ImageDir,
+    readonly journal: Journal,
+    readonly files: VolumeFiles,
+    readonly volumes: DrVolumes,
+    readonly replica: Replica,
+    readonly regionStore: RegionStore,
+    readonly follower: Follower,
+    readonly fetcher: Fetcher,
+    readonly hydrator: Hydrator,
+    readonly checkpointer: Checkpointer,
+    readonly mount: FuseMount,
+    readonly control: ControlServer,
+  ) {}
+
+  /** start brings a DR up; on failure everything it opened is closed again. */
+  static async start (opts: DrOptions): Promise<DrNode> {
+    const log = opts.log
+    await mkdir(opts.images, { recursive: true })
+    const images = new ImageDir(opts.images)
+    await images.check()
+    const regionSize = opts.regionSize ?? await learnRegionSize(opts)
+    const store = await StateStore.open(opts.state, { role: 'dr', ...(regionSize !== undefined ? { regionSize } : {}) })
+    const cleanup: Array<() => Promise<void> | void> = [() => store.close()]
+    try {
+      const journal = new Journal(store, log)
+      await journal.open()
+      const files = new VolumeFiles(images)
+      cleanup.unshift(() => files.closeAll())
+      const volumes = new DrVolumes(store)
+      await volumes.load()
+      const missing = await ensureImages(images, volumes, log)
+      const replica = new Replica(store.identity.regionSize, new ReplicaFiles(images, files, volumes))
+      const regionStore = new RegionStore(store)
+      await regionStore.load(replica, volumes)
+      const namespace = new RecordApplier(images, files, {
+        zeroes: 'punch',
+        deletes: rec => images.reservedPath('deleted', keptAsideName(rec.seq, rec.volume)),
+      })
+      const applier = new DrApplier(replica, volumes, namespace, log, id => { void regionStore.forget(id) })
+      const lock = new ApplyLock()
+      const fetcher = new Fetcher(opts.primary, replica, volumes, log, { timeoutMs: opts.fetchTimeoutMs ?? 30_000, readAhead: opts.readAhead ?? 4 })
+      let node: DrNode | undefined
+      const follower = new Follower(opts.primary, store, journal, lock, log, {
+        fullSync: async reply => await node!.fullSync(reply),
+        apply: rec => applier.apply(rec),
+        applied: seq => replica.rule.prune(seq),
+      }, opts.pollWaitMs !== undefined ? { waitMs: opts.pollWaitMs } : {})
+      const state = await follower.load()
+      // An image that went missing cannot be trusted region by region: compare everything.
+      if (missing > 0) follower.requireFullSync()
+      const checkpointer = new Checkpointer(store, images, files, log, {
+        appliedSeq: () => follower.appliedSeq,
+        appendedBytes: () => journal.appendedBytes,
+        capture: () => regionStore.capture(replica, volumes),
+        onCheckpoint: async (imageSeq) => { await journal.trim(imageSeq) },
+        ...(opts.checkpointMs !== undefined ? { intervalMs: opts.checkpointMs } : {}),
+      })
+      const imageSeq = await checkpointer.load()
+      if (state && state.appliedSeq > imageSeq) {
+        // Groups applied before a crash may not be durable: apply them again.
+        await replayJournal(journal, applier, imageSeq, log, state.appliedSeq)
+      }
+      replica.rule.prune(follower.appliedSeq)
+      const hydrator = new Hydrator(opts.primary, replica, volumes, fetcher, images, files, log, {
+        bytesPerSecond: opts.hydrateRate ?? Infinity,
+      })
+      const dfs = new DrFs(images, files, volumes, replica, fetcher, lock)
+      const mount = new FuseMount(opts.mount, dfs, {
+        log,
+        directIo: true, // files change under readers when groups are applied
+        opTimeoutMs: (opts.fetchTimeoutMs ?? 30_000) + 30_000,
+        fsname: `volmirror-dr:${path.basename(images.root)}`,
+      })
+      const control = new ControlServer(store.dir, log)
+      node = new DrNode(opts, store, images, journal, files, volumes, replica, regionStore, follower, fetcher, hydrator, checkpointer, mount, control)
+      await mount.mount()
+      cleanup.unshift(() => mount.unmount())
+      control.handle('status', async () => await node!.status())
+      await control.listen()
+      cleanup.unshift(() => control.close())
+      checkpointer.start()
+      follower.start()
+      hydrator.start()
+      node.watchPrimaryInfo()
+      log.info('node.ready', { role: 'dr', mount: mount.mountPoint, images: images.root, state: store.dir, primary: opts.primaryLabel, appliedSeq: follower.appliedSeq, pid: process.pid })
+      return node
+    } catch (err) {
+      for (const fn of cleanup) {
+        try { await fn() } catch (e) { log.warn('node.cleanup_failed', { err: e }) }
+      }
+      throw err
+    }
+  }
+
+  /**
+   * fullSync makes the DR's volumes those of the primary, all regions
+   * absent (to be compared and copied by the hydrator); local copies of
+   * volumes the primary does not have are kept aside.
+   */
+  private async fullSync (reply: RegisterReply): Promise<void> {
+    const list = await this.opts.primary.volumes()
+    const wanted = new Set(list.volumes.map(v => v.name))
+    for (const v of this.volumes.list()) {
+      if (wanted.has(v.name)) continue
+      this.files.removed(v.name)
+      const aside = this.images.reservedPath('deleted', keptAsideName(reply.startSeq, v.name))
+      await mkdir(path.dirname(aside), { recursive: true })
+      await rename(this.images.path(v.name), aside).catch(() => {})
+      this.volumes.removed(v.name)
+      this.replica.forget(v.id)
+      await this.regionStore.forget(v.id)
+    }
+    for (const pv of list.volumes) {
+      await mkdir(path.dirname(this.images.path(pv.name)), { recursive: true })
+      // Created if missing, never truncated first: a stale copy is compared, not discarded.
+      const fd = this.images.openSync(pv.name, constants.O_CREAT | constants.O_RDWR, pv.mode || 0o644)
+      this.images.ftruncateSync(fd, pv.size, pv.name)
+      this.images.closeSync(fd)
+      const existing = this.volumes.get(pv.name)
+      const v = existing ?? this.volumes.add(pv.name, 0)
+      this.replica.forget(v.id)
+      await this.regionStore.forget(v.id)
+      this.replica.track(v.id)
+    }
+    this.log.info('dr.full_sync_started', { volumes: list.volumes.length, startSeq: reply.startSeq })
+    this.hydrator.kick()
+  }
+
+  private get log (): Logger { return this.opts.log }
+
+  private watchPrimaryInfo (): void {
+    const tick = (): void => {
+      this.infoTimer = setTimeout(() => {
+        this.opts.primary.info().then(i => { this.primaryJournalBytes = i.journalBytes }, () => {}).finally(() => { if (this.infoTimer) tick() })
+      }, 2000)
+      this.infoTimer.unref()
+    }
+    tick()
+  }
+
+  /** status is what `volmirror status` shows for a DR. */
+  async status (): Promise<DrStatus> {
+    const id = this.store.identity
+    const applied = this.follower.appliedSeq
+    const ahead = new Map<number, number>()
+    for (const k of this.replica.rule.aheadOf(applied)) ahead.set(keyVolume(k), (ahead.get(keyVolume(k)) ?? 0) + 1)
+    const volumes: DrVolumeStatus[] = []
+    for (const v of this.volumes.list()) {
+      const st = await this.images.lstat(v.name).catch(() => undefined)
+      const map = this.replica.map(v.id)
+      let inFlight = false
+      for (let r = map.next(0, false); r >= 0 && !inFlight; r = map.next(r + 1, false)) inFlight = this.replica.rule.inFlight(regionKey(v.id, r))
+      const absent = map.length - map.setCount
+      const aheadN = ahead.get(v.id) ?? 0
+      volumes.push({
+        name: v.name,
+        size: st?.size ?? 0,
+        allocated: (st?.blocks ?? 0) * 512,
+        state: absent === 0 && aheadN === 0 ? 'consistent' : 'inconsistent',
+        regions: { total: map.length, present: map.setCount, absent, aheadOfApplied: aheadN },
+        hydratedPercent: map.length === 0 ? 100 : Math.floor(1000 * map.setCount / map.length) / 10,
+      })
+    }
+    const f = this.fetcher.counters
+    const h = this.hydrator.counters
+    const lag = this.follower.lagNow()
+    return {
+      role: 'dr',
+      nodeId: id.nodeId,
+      epoch: id.epoch,
+      regionSize: id.regionSize,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      images: this.images.root,
+      state: this.store.dir,
+      mount: this.mount.mountPoint,
+      primary: { label: this.opts.primaryLabel ?? '', id: this.follower.state?.primaryId, journalBytes: this.primaryJournalBytes },
+      seq: { applied, stored: this.journal.lastSeq, primaryLast: lag.primaryLastSeq, durableInImages: this.checkpointer.imageSeq },
+      lag,
+      consistent: volumes.every(v => v.state === 'consistent'),
+      volumes,
+      fetched: { onDemandBytes: f.readBytes, hydrationBytes: f.hydrateBytes, fetches: f.fetches, retries: f.retries, failures: f.failures },
+      hydration: {
+        bytesPerSecond: this.opts.hydrateRate ?? Infinity,
+        complete: volumes.every(v => v.regions.absent === 0),
+        kept: h.kept, released: h.released, copied: h.copied, comparedBytes: h.comparedBytes,
+      },
+      replication: { ...this.follower.counters },
+    }
+  }
+
+  /** close stops following and hydrating, unmounts, checkpoints and closes the state; safe to call twice. */
+  close (): Promise<void> {
+    this.closing ??= this.doClose()
+    return this.closing
+  }
+
+  private async doClose (): Promise<void> {
+    const log = this.opts.log
+    clearTimeout(this.infoTimer)
+    this.infoTimer = undefined
+    await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
+    await this.hydrator.stop()
+    await this.follower.stop()
+    await this.fetcher.close()
+    await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
+    this.checkpointer.stop()
+    await this.checkpointer.run().catch(err => log.warn('node.close_step_failed', { step: 'checkpoint', err }))
+    await this.journal.close()
+    this.files.closeAll()
+    await this.store.close()
+    log.info('node.stopped', { role: 'dr', appliedSeq: this.follower.appliedSeq })
+  }
+}
+
+/** learnRegionSize asks the primary for its region size when a DR's state directory is new. */
+async function learnRegionSize (opts: DrOptions): Promise<number | undefined> {
+  if (await StateStore.exists(opts.state)) return undefined
+  try {
+    return (await opts.primary.info()).regionSize
+  } catch (err) {
+    throw new VolmirrorError('PEER_UNREACHABLE',
+      `a new DR learns its region size from the primary, which cannot be reached (${(err as Error).message}); start it when the primary is up, or give --region-size`, { cause: err })
+  }
+}
+
+/** ensureImages recreates empty images for volumes whose files went missing; returns how many. */
+async function ensureImages (images: ImageDir, volumes: DrVolumes, log: Logger): Promise<number> {
+  let missing = 0
+  for (const v of volumes.list()) {
+    if (images.lstatSync(v.name)?.isFile()) continue
+    log.warn('dr.image_missing', { volume: v.name, action: 'full sync' })
+    await mkdir(path.dirname(images.path(v.name)), { recursive: true })
+    images.closeSync(images.openSync(v.name, constants.O_CREAT | constants.O_RDWR))
+    missing++
+  }
+  return missing
+}

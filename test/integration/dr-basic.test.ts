@@ -1,0 +1,72 @@
+/**
+ * A DR following an in-process primary (no HTTP): copy-on-read, journal
+ * shipping, hydration. The HTTP path is covered by the end-to-end tests.
+ */
+import assert from 'node:assert/strict'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { DrNode, type DrStatus } from '../../lib/node/dr-node.js'
+import { defer, trackMount, unmountHard } from '../helpers/cleanup.js'
+import { fsop, fsops } from '../helpers/fsop.js'
+import { pattern } from '../helpers/pattern.js'
+import { captureLog, startPrimary, type TestPrimary } from '../helpers/primary.js'
+import { tmpDir } from '../helpers/tmp.js'
+import { waitFor } from '../helpers/wait.js'
+
+async function startDr (p: TestPrimary, opts: { hydrateRate?: number } = {}): Promise<{ node: DrNode, mnt: string, images: string, state: string }> {
+  const root = await tmpDir('dr')
+  const images = path.join(root, 'images')
+  const state = path.join(root, 'state')
+  const mnt = path.join(root, 'mnt')
+  await mkdir(mnt, { recursive: true })
+  trackMount(mnt)
+  const { log } = captureLog()
+  const node = await DrNode.start({ images, state, mount: mnt, primary: p.node.source, log, hydrateRate: opts.hydrateRate ?? 0, pollWaitMs: 2000 })
+  defer(async () => { await node.close(); await unmountHard(mnt) })
+  return { node, mnt, images, state }
+}
+
+describe('DR node (in-process primary)', function () {
+  this.timeout(60_000)
+
+  it('serves absent regions by copy-on-read and follows new writes', async () => {
+    const p = await startPrimary()
+    const data = pattern(1, 8 << 20)
+    await writeFile(path.join(p.images, 'vm.raw'), data)
+    const dr = await startDr(p)
+    await waitFor('DR to register', async () => (await dr.node.status()).volumes.length === 1)
+    const part = await fsop({ op: 'read', path: path.join(dr.mnt, 'vm.raw'), offset: 3_000_000, length: 100_000 })
+    assert.deepEqual(Buffer.from(part.data, 'base64'), data.subarray(3_000_000, 3_100_000))
+    const s1 = await dr.node.status()
+    assert.ok(s1.fetched.onDemandBytes > 0, 'fetched on demand')
+    assert.ok(s1.volumes[0]!.regions.absent > 0, 'hydration is off: most regions still absent')
+    assert.equal(s1.volumes[0]!.state, 'inconsistent')
+
+    // A write on the primary reaches the DR.
+    await fsops([{ op: 'write', path: path.join(p.mnt, 'vm.raw'), offset: 3_050_000, seed: 7, length: 4096 }])
+    const last = p.node.journal.lastSeq
+    await waitFor('DR to apply', async () => (await dr.node.status()).seq.applied >= last)
+    const again = await fsop({ op: 'read', path: path.join(dr.mnt, 'vm.raw'), offset: 3_050_000, length: 4096 })
+    assert.deepEqual(Buffer.from(again.data, 'base64'), pattern(7, 4096))
+  })
+
+  it('hydrates everything and becomes consistent, with equal bytes', async () => {
+    const p = await startPrimary()
+    await writeFile(path.join(p.images, 'a.raw'), pattern(2, 5 << 20))
+    await writeFile(path.join(p.images, 'b.raw'), Buffer.alloc(3 << 20))
+    const dr = await startDr(p, { hydrateRate: Infinity })
+    await fsops([{ op: 'write', path: path.join(p.mnt, 'a.raw'), offset: 100, seed: 8, length: 70_000 }])
+    const last = p.node.journal.lastSeq
+    const s = await waitFor<DrStatus | undefined>('DR consistent', async () => {
+      const st = await dr.node.status()
+      return st.consistent && st.volumes.length === 2 && st.seq.applied >= last ? st : undefined
+    }, 30_000)
+    assert.ok(s.hydration.released + s.hydration.kept >= 3, 'b.raw is zeros: nothing copied for it')
+    const [ha, hb] = await fsops([{ op: 'hash', path: path.join(dr.mnt, 'a.raw') }, { op: 'hash', path: path.join(dr.mnt, 'b.raw') }])
+    const [pa, pb] = await fsops([{ op: 'hash', path: path.join(p.images, 'a.raw') }, { op: 'hash', path: path.join(p.images, 'b.raw') }])
+    assert.equal(ha!.sha256, pa!.sha256)
+    assert.equal(hb!.sha256, pb!.sha256)
+    const drImage = await readFile(path.join(dr.images, 'a.raw'))
+    assert.equal(drImage.length, 5 << 20)
+  })
+})
