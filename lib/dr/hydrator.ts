@@ -160,14 +160,15 @@ export class Hydrator {
       if (action === 'copy') return 'copy'
       // A record applied to the region since the flight began may be missing
       // from the bytes compared: only a copy is safe then.
-      if (action === 'keep' && this.replica.fetchTouched(token)) return 'copy'
+      if (action === 'keep' && ri.realized && this.replica.fetchTouched(token)) return 'copy'
       if (!this.replica.fetchKnown(token, ri.asOf)) return 'copy'
-      if (action === 'release') {
-        this.replica.fetchZero(token, start, Math.min(rs, Math.max(0, this.images.fstatSync(this.files.get(name).fd).size - start)))
-        this.counters.released++
-      } else {
-        this.counters.kept++
+      if (!ri.realized) {
+        // The primary's region is zeros, for `length` bytes: make the DR's
+        // read so, also where its copy is shorter (a hole costs nothing).
+        this.replica.fetchZero(token, start, ri.length)
       }
+      if (action === 'release') this.counters.released++
+      else this.counters.kept++
       ok = true
       return action
     } finally {

@@ -125,9 +125,14 @@ export class RegionReader {
   /** describe reports whether a region is realized and, if asked, its SHA-256. */
   async describe (volume: string, index: number, regionSize: number, checksum: boolean): Promise<RegionInfo> {
     const start = index * regionSize
-    const asOf = this.appliedSeq()
-    if (await this.files.use(volume, async f => isHole(this.images, f.fd, start, regionSize))) return { index, realized: false, asOf }
+    const hole = await this.files.use(volume, async f => {
+      // Synchronous from here: asOf, size and the hole check describe one moment.
+      const asOf = this.appliedSeq()
+      const length = Math.max(0, Math.min(regionSize, this.images.fstatSync(f.fd).size - start))
+      return isHole(this.images, f.fd, start, regionSize) ? { index, length, realized: false, asOf } : undefined
+    })
+    if (hole) return hole
     const r = await this.read(volume, start, regionSize)
-    return { index, asOf: r.asOf, ...await describeBytes(r.data, checksum) }
+    return { index, length: r.data.length, asOf: r.asOf, ...await describeBytes(r.data, checksum) }
   }
 }

@@ -45,6 +45,8 @@ export interface VolumeList {
 /** RegionInfo says whether a region holds data and, if asked, its SHA-256. */
 export interface RegionInfo {
   index: number
+  /** Bytes of the region inside the volume as of `asOf` (less than the region size only at the end). */
+  length: number
   /** A region is realized unless it is a hole or all zeros. */
   realized: boolean
   sha256?: string

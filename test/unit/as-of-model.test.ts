@@ -59,9 +59,13 @@ interface Flight {
   token: FetchToken
   volume: number
   region: number
+  /** copy: fetch the bytes; compare: hydration deciding keep/release from what both sides hold. */
+  kind: 'copy' | 'compare'
   stage: 'started' | 'read' | 'known'
   asOf?: number
   data?: Uint8Array
+  /** compare: the DR's bytes of the region when it read them. */
+  local?: Uint8Array
   /** Pieces of `data` not yet delivered: [from, to) within the region. */
   pieces?: Array<[number, number]>
 }
@@ -137,8 +141,9 @@ function runScenario (seed: number, steps: number): void {
     if (count === 0) return
     const region = int(count)
     if (dr.rule.inFlight(regionKey(volume, region))) return
-    flights.push({ token: dr.beginFetch(volume, region), volume, region, stage: 'started' })
-    trace(`D begin fetch v${volume} r${region}`)
+    const kind = r() < 0.3 ? 'compare' : 'copy'
+    flights.push({ token: dr.beginFetch(volume, region), volume, region, kind, stage: 'started' })
+    trace(`D begin ${kind} v${volume} r${region}`)
   }
 
   const advanceFetch = (): void => {
@@ -147,6 +152,31 @@ function runScenario (seed: number, steps: number): void {
     const f = flights[i]!
     // A fetch abandoned by a truncate may still deliver its bytes (below): they must be ignored.
     if (!dr.rule.inFlight(regionKey(f.volume, f.region), f.token.id) && r() < 0.5) { flights.splice(i, 1); return }
+    if (f.kind === 'compare' && f.stage === 'started' && !f.local) {
+      // The DR reads (and would hash) its own bytes of the region.
+      const mine = image.bytes(f.volume)
+      f.local = mine.slice(f.region * RS, Math.min(mine.length, (f.region + 1) * RS))
+      return
+    }
+    if (f.kind === 'compare' && f.stage === 'read') {
+      // Hydration's decision (lib/dr/hydrator.ts): keep if both sides hold
+      // the same bytes (zeros count as not realized), release if the
+      // primary's are zeros, else copy (here: a copy of the same flight).
+      const zero = (b: Uint8Array): boolean => b.every(x => x === 0)
+      const pz = zero(f.data!)
+      const same = pz ? zero(f.local!) : Buffer.from(f.local!).equals(Buffer.from(f.data!))
+      if (pz || same) {
+        if (!pz && dr.fetchTouched(f.token)) { f.kind = 'copy'; return } // keep is unsafe: copy instead
+        if (!dr.fetchKnown(f.token, f.asOf!)) { flights.splice(i, 1); return }
+        // Zeros on the primary: the DR zeroes up to the primary's region length (also growing a shorter copy).
+        if (pz) dr.fetchZero(f.token, f.region * RS, f.data!.length)
+        trace(`D ${pz ? 'release' : 'keep'} v${f.volume} r${f.region} asOf ${f.asOf} -> ${dr.fetchEnd(f.token, true)}`)
+        flights.splice(i, 1)
+        return
+      }
+      f.kind = 'copy'
+      return
+    }
     if (f.stage === 'started') {
       // The primary reads the region: all of it as of its current seq.
       const bytes = primary.bytes(f.volume)
