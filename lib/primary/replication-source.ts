@@ -268,6 +268,14 @@ export class ReplicationSource implements PrimaryService {
   }
 
   private async mustBeFile (volume: string): Promise<import('node:fs').Stats> {
+    // lstat does not follow the last component, but it does follow the
+    // directories above it: a symlinked directory in the image directory
+    // must not lead a peer to files outside it (the listing skips it too).
+    const parts = volume.split('/')
+    for (let i = 1; i < parts.length; i++) {
+      const dir = await this.images.lstat(parts.slice(0, i).join('/'))
+      if (!dir.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
+    }
     const st = await this.images.lstat(volume)
     if (!st.isFile()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
     return st
