@@ -103,7 +103,7 @@ function rotate<T> (xs: T[], k: number): T[] {
 
 async function measureSetup (setup: Setup, round: number, ctx: BenchContext, params: Params, randomFile: string, samples: Samples): Promise<void> {
   const root = path.join(ctx.scratch, `run${round + 1}-${setup.id}`)
-  const dirs = { src: path.join(root, 'src'), mnt: path.join(root, 'mnt'), state: path.join(root, 'state'), log: path.join(root, `${setup.id}.log`) }
+  const dirs = { src: path.join(root, 'src'), mnt: path.join(root, 'mnt'), state: path.join(root, 'state'), log: path.join(root, `${setup.id}.log`), app: ctx.app }
   await mkdir(dirs.src, { recursive: true })
   await mkdir(dirs.mnt, { recursive: true })
   const record = (m: Metric, value: number, note?: string): void => {
@@ -118,7 +118,8 @@ async function measureSetup (setup: Setup, round: number, ctx: BenchContext, par
       running = await setup.start(dirs, ctx.cleanup)
     } catch (err) {
       for (const m of METRICS) record(m, NaN, `did not start: ${firstLine(err)}`)
-      throw err
+      ctx.progress(`  ${setup.label}: did not start: ${(err as Error)?.message ?? String(err)}`)
+      return
     }
     try {
       const env: Env = { dir: running.dir, params, randomFile }

@@ -18,8 +18,8 @@ import path from 'node:path'
 import { Cleanup } from './lib/cleanup.js'
 import { killStarted } from './lib/exec.js'
 import { toRows, writeReport, type Report, type Row } from './lib/report.js'
+import { ROOT, snapshotApp } from './lib/app.js'
 import { makeScratch, removeScratch } from './lib/scratch.js'
-import { ROOT } from './lib/setups.js'
 import { machineInfo } from './lib/system.js'
 import { formatMachine, formatTable } from './lib/table.js'
 import type { Benchmark, MetricResult } from './lib/types.js'
@@ -101,7 +101,8 @@ async function main (): Promise<number> {
   process.on('SIGTERM', onSignal)
 
   const machine = await machineInfo(scratch)
-  process.stdout.write(formatMachine(machine) + '\n\n')
+  const app = await snapshotApp(ROOT, scratch)
+  process.stdout.write(formatMachine(machine) + `\nvolmirror: ${app.commit}${app.dirty ? ' + uncommitted changes' : ''}\n\n`)
   if (machine.loadAvg[0]! > 0.5) progress(`warning: load average ${machine.loadAvg[0]} at start: something else is running, figures will be noisy`)
   progress(`scratch directory ${scratch}; ${runs} run(s)${args.quick ? ', quick' : ''}`)
 
@@ -114,7 +115,7 @@ async function main (): Promise<number> {
       await mkdir(dir, { recursive: true })
       const t0 = Date.now()
       try {
-        const r = await b.run({ quick: args.quick, runs, scratch: dir, cleanup, progress })
+        const r = await b.run({ quick: args.quick, runs, scratch: dir, app: app.root, cleanup, progress })
         results[b.name] = r
         rows.push(...toRows(b.name, r))
         progress(`${b.name}: done in ${Math.round((Date.now() - t0) / 1000)} s`)
@@ -134,6 +135,7 @@ async function main (): Promise<number> {
 
   const finished = new Date()
   process.stdout.write(formatTable(rows) + '\n')
+  if (args.quick) process.stdout.write('quick run: one short run per setup; a smoke test, not figures to judge targets by\n')
   for (const e of errors) process.stdout.write(`\nFAILED ${e.benchmark}: ${e.error}\n`)
   const report: Report = {
     schema: 1,
@@ -144,6 +146,7 @@ async function main (): Promise<number> {
     runs,
     benchmarks: selected.map(b => b.name),
     machine,
+    volmirror: { commit: app.commit, dirty: app.dirty },
     loadAvgAtEnd: os.loadavg().map(l => Math.round(l * 100) / 100),
     rows,
     results,

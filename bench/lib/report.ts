@@ -72,6 +72,8 @@ export interface Report {
   runs: number
   benchmarks: string[]
   machine: MachineInfo
+  /** The code measured: commit, and whether the checkout had uncommitted changes. */
+  volmirror: { commit: string, dirty: boolean }
   /** Load average (1, 5, 15 min) when the run ended. */
   loadAvgAtEnd: number[]
   rows: Row[]

@@ -8,16 +8,12 @@
  * - volmirror: `volmirror primary` with default settings (journaling on).
  */
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { callControl } from '../../lib/control/control-socket.js'
 import type { Cleanup } from './cleanup.js'
 import { MountProcess } from './mount-process.js'
 
-/** ROOT is the repository root (this file runs from dist/bench/lib). */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-
-/** SetupDirs are one setup's directories: backing files, mount point, node state, log. */
-export interface SetupDirs { src: string, mnt: string, state: string, log: string }
+/** SetupDirs are one setup's directories: backing files, mount point, node state, log, and the program snapshot (lib/app.ts). */
+export interface SetupDirs { src: string, mnt: string, state: string, log: string, app: string }
 
 /** Running is a started setup: `dir` is where the tools do their I/O. */
 export interface Running { dir: string, stop: () => Promise<void> }
@@ -56,7 +52,7 @@ export const passthrough: Setup = {
   id: 'passthrough',
   label: 'fuse-native passthrough (no journal)',
   start: async (dirs, cleanup) => fromProcess(await MountProcess.start({
-    name: 'passthrough', cmd: process.execPath, args: [path.join(ROOT, 'dist', 'bench', 'passthrough.js'), dirs.src, dirs.mnt],
+    name: 'passthrough', cmd: process.execPath, args: [path.join(dirs.app, 'dist', 'bench', 'passthrough.js'), dirs.src, dirs.mnt],
     env: { UV_THREADPOOL_SIZE: '64' }, // as bin/volmirror.js sets it
     mountPoint: dirs.mnt, logFile: dirs.log, cleanup,
   }), dirs.mnt),
@@ -68,7 +64,7 @@ export const volmirror: Setup = {
   label: 'volmirror primary',
   start: async (dirs, cleanup) => fromProcess(await MountProcess.start({
     name: 'volmirror primary', cmd: process.execPath,
-    args: [path.join(ROOT, 'bin', 'volmirror.js'), 'primary', '--images', dirs.src, '--state', dirs.state, '--mount', dirs.mnt],
+    args: [path.join(dirs.app, 'bin', 'volmirror.js'), 'primary', '--images', dirs.src, '--state', dirs.state, '--mount', dirs.mnt],
     mountPoint: dirs.mnt, logFile: dirs.log, cleanup,
     ready: async () => { await callControl(dirs.state, 'status', {}, 2000); return true },
   }), dirs.mnt),

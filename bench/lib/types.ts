@@ -52,6 +52,8 @@ export interface BenchContext {
   runs: number
   /** A fresh directory on the bench disk for this benchmark; removed afterwards. */
   scratch: string
+  /** Root of the program snapshot to run volmirror and helpers from (lib/app.ts), never the checkout. */
+  app: string
   /** Teardown registry: whatever a benchmark starts, it registers here. */
   cleanup: Cleanup
   /** Progress line on stderr. */
