@@ -55,7 +55,7 @@ export class DrApplier {
           // regions are absent until fetched.
           this.log.warn('dr.unknown_volume', { volume: rec.volume, seq: rec.seq })
           this.namespaceOp({ ...rec, op: 'create', mode: 0o644, data: undefined })
-          v = this.volumes.add(rec.volume, 0)
+          v = this.volumes.add(rec.volume, -1)
           this.replica.track(v.id)
         }
         if (rec.op === 'write') this.counters.bytes += rec.length

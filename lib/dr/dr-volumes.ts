@@ -3,9 +3,10 @@
  *
  * Each volume gets a numeric id on the DR that survives renames (region
  * maps and asOfs are keyed by it) and remembers its name's birth: the seq
- * of the record that gave it that name (0 for a volume that was there
- * before replication started). Persisted in LevelDB (`volumes`: name ->
- * entry); ids count up from `nextVolumeId` in meta.
+ * of the record that gave it that name, as the primary counts it
+ * (lib/primary/name-births.ts). A fetch answered for a name born otherwise
+ * is about another volume and is not applied. Persisted in LevelDB
+ * (`volumes`: name -> entry); ids count up from `nextVolumeId` in meta.
  */
 import { isUnder, renamePrefix } from '../core/volume-name.js'
 import type { JsonLevel, StateStore } from '../store/state-store.js'
@@ -14,8 +15,13 @@ import type { JsonLevel, StateStore } from '../store/state-store.js'
 export interface DrVolume {
   id: number
   name: string
-  /** Seq of the record that bound this name to this volume (0: before replication). */
+  /** Seq of the record that bound this name to this volume, as the primary counts it (-1: unknown). */
   birth: number
+}
+
+/** sameVolume tells whether a primary's answer about a name (its birth) is about this DR volume. */
+export function sameVolume (v: DrVolume, birth: number | undefined): boolean {
+  return birth === undefined || v.birth < 0 || birth === v.birth
 }
 
 /** DrVolumes maps names to ids and back. */
@@ -58,6 +64,14 @@ export class DrVolumes {
     void this.level.put(name, v)
     void this.store.putMeta('nextVolumeId', this.nextId)
     return v
+  }
+
+  /** setBirth records what the primary says the name's birth is (from its listing). */
+  setBirth (name: string, birth: number): void {
+    const v = this.byName.get(name)
+    if (!v || v.birth === birth) return
+    v.birth = birth
+    void this.level.put(name, v)
   }
 
   /**

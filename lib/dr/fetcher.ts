@@ -18,7 +18,7 @@ import type { Replica, FetchToken } from '../core/replica.js'
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService } from '../replication/protocol.js'
-import type { DrVolumes } from './dr-volumes.js'
+import { sameVolume, type DrVolumes } from './dr-volumes.js'
 
 /** FetchCause says why a region is fetched (status counts bytes by cause). */
 export type FetchCause = 'read' | 'hydrate'
@@ -151,8 +151,13 @@ export class Fetcher {
 
   private async once (f: Flight, token: FetchToken, name: string, first: number): Promise<void> {
     let known = false
+    let moved = false
     await this.service.fetchRegion(name, f.region, {
-      begin: (asOf) => {
+      begin: (asOf, _size, birth) => {
+        const v = this.volumes.byIdOf(f.volume)
+        // The name means another volume on the primary now (renamed, then
+        // created again): these are not our bytes. Retry once caught up.
+        if (!v || !sameVolume(v, birth)) { moved = true; return }
         known = this.replica.fetchKnown(token, asOf)
       },
       data: (offset, chunk) => {
@@ -164,6 +169,7 @@ export class Fetcher {
         this.wake(f)
       },
     }, { first, signal: f.abort.signal })
+    if (moved) throw new VolmirrorError('INCONSISTENT', `${name} names another volume on the primary now; waiting for the DR to catch up with the rename`)
     // Done: the region may end before the region size (end of file), and
     // whatever a reader asked for past it reads as end of file.
     addRange(f.have, f.region * this.replica.regionSize, (f.region + 1) * this.replica.regionSize)

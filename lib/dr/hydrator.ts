@@ -24,7 +24,7 @@ import type { PrimaryService, RegionInfo } from '../replication/protocol.js'
 import type { ImageDir } from '../store/image-dir.js'
 import { describeBytes, isHole } from '../store/realization.js'
 import type { VolumeFiles } from '../store/volume-files.js'
-import type { DrVolumes } from './dr-volumes.js'
+import { sameVolume, type DrVolumes } from './dr-volumes.js'
 import type { Fetcher } from './fetcher.js'
 
 /** HydratorOptions pace hydration. */
@@ -124,6 +124,8 @@ export class Hydrator {
     })
     const anyLocal = [...local.values()].some(Boolean)
     const info = await this.service.regions(name, from, count, anyLocal)
+    const v = this.volumes.byIdOf(volume)
+    if (!v || !sameVolume(v, info.birth)) return // renamed on the primary meanwhile: next pass
     const copies: Array<Promise<void>> = []
     for (const ri of info.regions) {
       if (!this.running) break

@@ -8,12 +8,14 @@
  * whole before anyone sees them), then the mount.
  */
 import path from 'node:path'
+import { readdirSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { ControlServer } from '../control/control-socket.js'
 import { FuseMount } from '../fuse/mount.js'
 import type { Logger } from '../log.js'
 import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
 import { PrimaryFs } from '../primary/primary-fs.js'
+import { NameBirths } from '../primary/name-births.js'
 import { RegionReader, RegionVersions } from '../primary/region-reader.js'
 import { ReplicationSource } from '../primary/replication-source.js'
 import { RecordApplier } from '../store/applier.js'
@@ -126,13 +128,17 @@ export class PrimaryNode {
       const fs = new PrimaryFs(images, files, journal, applier, checkpointer, log)
       fsRef = fs
       const versions = new RegionVersions(store.identity.regionSize)
+      const births = new NameBirths(store)
+      await births.load()
       fs.onApplied((r) => {
         if (r.op === 'write' || r.op === 'zero') versions.wrote(r.volume, r.offset, r.length, r.seq)
-        else if (r.op === 'truncate' || r.op === 'create') versions.changedWhole(r.volume, r.seq)
-        else if (r.op === 'rename') versions.renamed(r.volume, r.target, r.seq)
-        else if (r.op === 'delete') versions.deleted(r.volume)
+        else if (r.op === 'truncate') versions.changedWhole(r.volume, r.seq)
+        else if (r.op === 'create') { versions.changedWhole(r.volume, r.seq); births.born(r.volume, r.seq) }
+        else if (r.op === 'rename') { versions.renamed(r.volume, r.target, r.seq); births.renamed(r.volume, r.target, r.seq, filesAt(images, r.target)) }
+        else if (r.op === 'delete') { versions.deleted(r.volume); births.deleted(r.volume) }
       })
-      const source = new ReplicationSource(store, journal, images, new RegionReader(images, files, versions, () => fs.appliedSeq), () => fs.appliedSeq, log, opts.groupMs)
+      const reader = new RegionReader(images, files, versions, () => fs.appliedSeq, name => births.of(name))
+      const source = new ReplicationSource(store, journal, images, reader, births, () => fs.appliedSeq, log, opts.groupMs)
       sourceRef = source
       await source.open()
       cleanup.unshift(() => source.close())
@@ -141,7 +147,13 @@ export class PrimaryNode {
       cleanup.unshift(() => checkpointer.stop())
 
       const flags = store.json('flags')
-      const watcher = new ImageWatcher(images.root, log, (c) => { void recordOutsideChange(flags, c, journal.lastSeq, log) })
+      const watcher = new ImageWatcher(images.root, log, (c) => {
+        // Births follow journaled namespace records only: a file added behind
+        // the mount keeps birth 0, as a DR that listed it knows it (it is
+        // flagged for a checksum resync anyway).
+        if (c.kind === 'removed') births.deleted(c.volume)
+        void recordOutsideChange(flags, c, journal.lastSeq, log)
+      })
       await watcher.start()
       cleanup.unshift(() => watcher.close())
       // Tell the watcher what our own writes did to each image (size, mtime),
@@ -157,7 +169,17 @@ export class PrimaryNode {
       }
       fs.onApplied((r) => {
         if (r.op === 'delete') { touched.delete(r.volume); watcher.deleted(r.volume); return }
-        if (r.op === 'rename') { noteTouched(); watcher.renamed(r.volume, r.target); return }
+        if (r.op === 'rename') {
+          // rename(2) moves the file's ctime too: tell the watcher at once,
+          // before a poll takes it for an outside change.
+          noteTouched()
+          watcher.renamed(r.volume, r.target)
+          for (const name of filesAt(images, r.target)) {
+            const st = images.lstatSync(name)
+            if (st) watcher.wrote(name, st)
+          }
+          return
+        }
         if (r.op === 'create') { const f = files.peek(r.volume); if (f) watcher.created(r.volume, images.fstatSync(f.fd)); return }
         if (r.op === 'write' || r.op === 'zero' || r.op === 'truncate' || r.op === 'chmod') {
           if (touched.size === 0) setImmediate(noteTouched)
@@ -237,6 +259,18 @@ export class PrimaryNode {
     await this.store.close()
     log.info('node.stopped', { role: 'primary', lastSeq: this.journal.lastSeq })
   }
+}
+
+/** filesAt lists the volume names at or under `name` (a file, or a directory's files). */
+function filesAt (images: ImageDir, name: string): string[] {
+  const st = images.lstatSync(name)
+  if (!st) return []
+  if (st.isFile()) return [name]
+  const out: string[] = []
+  for (const e of readdirSync(images.path(name), { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) out.push(path.relative(images.root, path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join('/'))
+  }
+  return out
 }
 
 async function listVolumes (images: ImageDir): Promise<VolumeStatus[]> {

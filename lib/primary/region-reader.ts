@@ -77,6 +77,8 @@ export interface ConsistentRead {
   asOf: number
   /** The volume's size at that seq. */
   size: number
+  /** The name's birth at that seq: which volume the bytes are of. */
+  birth: number
   data: Buffer
 }
 
@@ -90,6 +92,7 @@ export class RegionReader {
     private readonly files: VolumeFiles,
     readonly versions: RegionVersions,
     private readonly appliedSeq: () => number,
+    private readonly birthOf: (volume: string) => number,
   ) {}
 
   /** read reads [offset, offset+length) as of one seq (short at end of file). */
@@ -99,16 +102,18 @@ export class RegionReader {
       for (let attempt = 0; attempt < RETRIES; attempt++) {
         const before = this.versions.version(volume, offset, length)
         const asOf = this.appliedSeq()
+        const birth = this.birthOf(volume)
         const size = this.images.fstatSync(f.fd).size
         const want = Math.max(0, Math.min(length, size - offset))
         const data = Buffer.allocUnsafe(want)
         const n = want > 0 ? await this.images.readFull(f.fd, data, want, offset) : 0
-        if (this.versions.version(volume, offset, length) === before) return { asOf, size, data: data.subarray(0, n) }
+        if (this.versions.version(volume, offset, length) === before) return { asOf, size, birth, data: data.subarray(0, n) }
         this.counters.retries++
       }
       // The region is being written continuously: read where writes cannot interleave.
       this.counters.syncFallbacks++
       const asOf = this.appliedSeq()
+      const birth = this.birthOf(volume)
       const size = this.images.fstatSync(f.fd).size
       const want = Math.max(0, Math.min(length, size - offset))
       const data = Buffer.allocUnsafe(want)
@@ -118,7 +123,7 @@ export class RegionReader {
         if (k === 0) break
         n += k
       }
-      return { asOf, size, data: data.subarray(0, n) }
+      return { asOf, size, birth, data: data.subarray(0, n) }
     })
   }
 

@@ -21,6 +21,7 @@ import type { ImageDir } from '../store/image-dir.js'
 import type { Journal } from '../store/journal.js'
 import type { JsonLevel, StateStore } from '../store/state-store.js'
 import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
+import type { NameBirths } from './name-births.js'
 import type { RegionReader } from './region-reader.js'
 import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
 
@@ -53,6 +54,7 @@ export class ReplicationSource implements PrimaryService {
     private readonly journal: Journal,
     private readonly images: ImageDir,
     private readonly reader: RegionReader,
+    private readonly births: NameBirths,
     private readonly appliedSeq: () => number,
     private readonly log: Logger,
     private readonly groupMs = 100,
@@ -131,7 +133,7 @@ export class ReplicationSource implements PrimaryService {
         if (e.isDirectory()) { await walk(name); continue }
         if (!e.isFile()) continue
         const st = await this.images.lstat(name).catch(() => undefined)
-        if (st) out.push({ name, size: st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs })
+        if (st) out.push({ name, size: st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs, birth: this.births.of(name) })
       }
     }
     await walk('')
@@ -139,7 +141,7 @@ export class ReplicationSource implements PrimaryService {
     return { asOf, volumes: out }
   }
 
-  async readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer }> {
+  async readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer, birth: number }> {
     checkVolumeName(volume)
     checkSpan(offset, length, LIMITS.maxRangeBytes)
     await this.mustBeFile(volume)
@@ -152,7 +154,7 @@ export class ReplicationSource implements PrimaryService {
     if (!Number.isSafeInteger(region) || region < 0) throw new VolmirrorError('BAD_REQUEST', `bad region index ${region}`)
     await this.mustBeFile(volume)
     const r = await this.reader.read(volume, region * rs, rs)
-    sink.begin(r.asOf, r.size)
+    sink.begin(r.asOf, r.size, r.birth)
     const start = region * rs
     const first = opts.first !== undefined && opts.first > start && opts.first < start + r.data.length ? opts.first - start : 0
     if (first > 0) sink.data(start + first, r.data.subarray(first))
@@ -164,12 +166,14 @@ export class ReplicationSource implements PrimaryService {
     if (!Number.isSafeInteger(from) || from < 0 || !Number.isSafeInteger(count) || count < 1 || count > LIMITS.maxRegionsPerCall) {
       throw new VolmirrorError('BAD_REQUEST', `regions: from must be >= 0 and count between 1 and ${LIMITS.maxRegionsPerCall}`)
     }
+    const birth = this.births.of(volume)
     const st = await this.mustBeFile(volume)
     const rs = this.store.identity.regionSize
     const last = Math.min(from + count, Math.ceil(st.size / rs))
     const regions = []
     for (let i = from; i < last; i++) regions.push(await this.reader.describe(volume, i, rs, checksums))
-    return { volume, size: st.size, regions }
+    // A rename while describing would make the answer about two volumes: say so by birth.
+    return { volume, size: st.size, birth: this.births.of(volume) === birth ? birth : -1, regions }
   }
 
   async register (r: Registration): Promise<RegisterReply> {

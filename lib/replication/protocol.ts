@@ -34,6 +34,8 @@ export interface VolumeInfo {
   size: number
   mode: number
   mtimeMs: number
+  /** Seq of the record that bound the name to this volume (lib/primary/name-births.ts). */
+  birth?: number
 }
 
 /** VolumeList lists the volumes; `asOf` is the applied seq when the listing started. */
@@ -59,6 +61,8 @@ export interface RegionInfoList {
   volume: string
   /** The volume's size when the first region was read. */
   size: number
+  /** The name's birth when the first region was read. */
+  birth?: number
   regions: RegionInfo[]
 }
 
@@ -68,7 +72,8 @@ export interface RegionInfoList {
  * (in any order; a region shorter than the region size ends at end of file).
  */
 export interface RegionSink {
-  begin (asOf: number, volumeSize: number): void
+  /** `birth` says which volume the name meant at asOf (see VolumeInfo.birth). */
+  begin (asOf: number, volumeSize: number, birth?: number): void
   data (offset: number, chunk: Uint8Array): void
 }
 
@@ -126,7 +131,7 @@ export interface PrimaryService {
   info (): Promise<NodeInfo>
   volumes (): Promise<VolumeList>
   /** readRange reads any byte range as of one seq (`asOf`); short at end of file. */
-  readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer }>
+  readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer, birth?: number }>
   /** fetchRegion streams one region; `first` asks for the bytes from that offset first (the reader waiting for them). */
   fetchRegion (volume: string, region: number, sink: RegionSink, opts?: { first?: number, signal?: AbortSignal }): Promise<void>
   regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList>

@@ -13,7 +13,7 @@ import { captureLog, startPrimary, type TestPrimary } from '../helpers/primary.j
 import { tmpDir } from '../helpers/tmp.js'
 import { waitFor } from '../helpers/wait.js'
 
-async function startDr (p: TestPrimary, opts: { hydrateRate?: number } = {}): Promise<{ node: DrNode, mnt: string, images: string, state: string }> {
+async function startDr (p: TestPrimary, opts: { hydrateRate?: number, fetchTimeoutMs?: number } = {}): Promise<{ node: DrNode, mnt: string, images: string, state: string }> {
   const root = await tmpDir('dr')
   const images = path.join(root, 'images')
   const state = path.join(root, 'state')
@@ -21,7 +21,7 @@ async function startDr (p: TestPrimary, opts: { hydrateRate?: number } = {}): Pr
   await mkdir(mnt, { recursive: true })
   trackMount(mnt)
   const { log } = captureLog()
-  const node = await DrNode.start({ images, state, mount: mnt, primary: p.node.source, log, hydrateRate: opts.hydrateRate ?? 0, pollWaitMs: 2000 })
+  const node = await DrNode.start({ images, state, mount: mnt, primary: p.node.source, log, hydrateRate: opts.hydrateRate ?? 0, pollWaitMs: 2000, ...(opts.fetchTimeoutMs ? { fetchTimeoutMs: opts.fetchTimeoutMs } : {}) })
   defer(async () => { await node.close(); await unmountHard(mnt) })
   return { node, mnt, images, state }
 }
@@ -68,5 +68,34 @@ describe('DR node (in-process primary)', function () {
     assert.equal(hb!.sha256, pb!.sha256)
     const drImage = await readFile(path.join(dr.images, 'a.raw'))
     assert.equal(drImage.length, 5 << 20)
+  })
+
+  it('never serves another volume\'s bytes when a name was renamed away and created again', async () => {
+    const p = await startPrimary()
+    await writeFile(path.join(p.images, 'a.raw'), pattern(10, 1 << 20))
+    const dr = await startDr(p, { fetchTimeoutMs: 1500 })
+    await waitFor('DR to register', async () => (await dr.node.status()).volumes.length === 1)
+    // Freeze the DR where it is, then on the primary: a.raw -> b.raw, new a.raw.
+    await dr.node.follower.stop()
+    const res = await fsops([
+      { op: 'rename', from: path.join(p.mnt, 'a.raw'), to: path.join(p.mnt, 'b.raw') },
+      { op: 'write', path: path.join(p.mnt, 'a.raw'), offset: 0, seed: 11, length: 1 << 20, create: true },
+    ])
+    for (const r of res) assert.ok(r.ok, JSON.stringify(r))
+    // The DR's a.raw is the old volume; the primary's a.raw is another one now.
+    const [stale] = await fsops([{ op: 'read', path: path.join(dr.mnt, 'a.raw'), offset: 0, length: 4096 }])
+    assert.equal(stale!.ok, false, 'the read must fail rather than return the new a.raw')
+    assert.equal(stale!.code, 'EIO')
+    // Once the DR has applied the rename and the create, both names are right.
+    dr.node.follower.start()
+    const last = p.node.journal.lastSeq
+    await waitFor('DR to catch up', async () => (await dr.node.status()).seq.applied >= last)
+    const [a, b] = await fsops([
+      { op: 'read', path: path.join(dr.mnt, 'a.raw'), offset: 0, length: 4096 },
+      { op: 'read', path: path.join(dr.mnt, 'b.raw'), offset: 0, length: 4096 },
+    ])
+    assert.ok(a!.ok && b!.ok, JSON.stringify([a, b]))
+    assert.deepEqual(Buffer.from(a!.data, 'base64'), pattern(11, 1 << 20).subarray(0, 4096))
+    assert.deepEqual(Buffer.from(b!.data, 'base64'), pattern(10, 1 << 20).subarray(0, 4096))
   })
 })
