@@ -1,0 +1,319 @@
+/**
+ * client: a DR's view of its primary over HTTP(S) (see lib/http/server.ts
+ * for the routes). It implements the same PrimaryService interface as the
+ * in-process ReplicationSource, so the DR code and one conformance suite
+ * (test/integration/primary-service.test.ts) cannot tell them apart, with
+ * two deliberate differences: a caller's abort rejects with the signal's
+ * reason (there is no reply to return), and `readRange` checks its length
+ * limit before asking.
+ *
+ * Failures keep their meaning: an error reply becomes the server's
+ * VolmirrorError (same code, lib/http/status.ts); a corrupted group frame
+ * throws the decoder's code (RECORD_CORRUPT, PEER_PROTOCOL); anything on
+ * the way (refused, reset, TLS, a timeout) is PEER_UNREACHABLE with the
+ * cause. The client never retries: the DR knows what is safe to repeat.
+ * Region bodies are streamed into the sink as they arrive, never buffered.
+ */
+import { readFileSync } from 'node:fs'
+import { Pool, type Dispatcher } from 'undici'
+import { VolmirrorError } from '../errors.js'
+import { decodeGroupFrame } from '../replication/group-frame.js'
+import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList } from '../replication/protocol.js'
+import { parseContentRange, rangeHeader } from './range.js'
+import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
+import { errorFromResponse } from './status.js'
+
+/** PrimaryClientOptions configure a {@link PrimaryClient}. */
+export interface PrimaryClientOptions {
+  /** The primary's peer token. */
+  token: string
+  /** CA certificate(s) to trust for https (PEM text, or the path of a PEM file). */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Time one request may take, headers and body (default 30 s); a long poll gets its wait plus `pollMarginMs`. */
+  timeoutMs?: number
+  pollMarginMs?: number
+  connectTimeoutMs?: number
+  /** Connections kept to the primary (default 4). */
+  connections?: number
+}
+
+type Body = Dispatcher.ResponseData['body']
+
+const MAX_JSON_REPLY = 32 * 1024 * 1024
+const MAX_ERROR_BODY = 64 * 1024
+// A frame is at most its byte budget plus one record past it (the journal always returns one).
+const FRAME_SLACK = 16 * 1024 * 1024
+
+/** PrimaryClient is a PrimaryService reached over HTTP(S). */
+export class PrimaryClient implements PrimaryService {
+  private readonly pool: Pool
+  private readonly prefix: string
+  private readonly timeoutMs: number
+  private readonly pollMarginMs: number
+  readonly origin: string
+
+  /** `baseUrl` is the primary's endpoint, like `http://10.0.0.5:7070` or `https://primary:7070`. */
+  constructor (baseUrl: string, private readonly opts: PrimaryClientOptions) {
+    let url: URL
+    try { url = new URL(baseUrl) } catch { throw new VolmirrorError('INVALID_ARGUMENT', `not a URL: ${baseUrl}`) }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new VolmirrorError('INVALID_ARGUMENT', `the primary's URL must be http or https: ${baseUrl}`)
+    if (!opts.token) throw new VolmirrorError('INVALID_ARGUMENT', 'the client needs the primary\'s peer token')
+    this.origin = url.origin
+    this.prefix = url.pathname.replace(/\/+$/, '')
+    this.timeoutMs = opts.timeoutMs ?? 30_000
+    this.pollMarginMs = opts.pollMarginMs ?? 10_000
+    const ca = opts.ca === undefined ? undefined : (Array.isArray(opts.ca) ? opts.ca : [opts.ca]).map(loadPem)
+    this.pool = new Pool(this.origin, {
+      connections: opts.connections ?? 4,
+      keepAliveTimeout: 4_000,
+      connect: { timeout: opts.connectTimeoutMs ?? 10_000, ...(ca ? { ca } : {}) },
+    })
+  }
+
+  /** close drops every connection; requests in flight fail with PEER_UNREACHABLE. */
+  async close (): Promise<void> {
+    await this.pool.destroy().catch(() => {})
+  }
+
+  async info (): Promise<NodeInfo> {
+    return await this.json<NodeInfo>('GET', '/v1/info')
+  }
+
+  async volumes (): Promise<VolumeList> {
+    return await this.json<VolumeList>('GET', '/v1/volumes')
+  }
+
+  async readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer, birth?: number }> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new VolmirrorError('BAD_REQUEST', 'offset and length must be non-negative integers')
+    }
+    if (length > LIMITS.maxRangeBytes) throw new VolmirrorError('TOO_LARGE', `at most ${LIMITS.maxRangeBytes} bytes per request`)
+    const path = volumePath(volume)
+    // A Range cannot ask for nothing: HEAD learns the size and asOf instead.
+    const headers: Record<string, string> = length > 0 ? { range: rangeHeader(offset, length) } : {}
+    return await this.request(length > 0 ? 'GET' : 'HEAD', path, { headers }, async (res) => {
+      const asOf = num(res.headers[H_AS_OF], H_AS_OF)
+      const birth = optionalInt(res.headers[H_BIRTH], H_BIRTH)
+      const seen = birth !== undefined ? { asOf, birth } : { asOf }
+      if (length === 0 && res.statusCode === 200) {
+        await res.body.dump()
+        return { ...seen, size: num(res.headers['content-length'], 'content-length'), data: Buffer.alloc(0) }
+      }
+      const cr = parseContentRange(one(res.headers['content-range']))
+      if (res.statusCode === 416 && cr && cr.start === undefined) {
+        await res.body.dump()
+        return { ...seen, size: cr.size, data: Buffer.alloc(0) } // past the end: nothing to read, like a short read
+      }
+      if (res.statusCode !== 206 || !cr || cr.start !== offset || cr.end! - cr.start + 1 > length) {
+        throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: expected 206 for bytes ${offset}+${length}, got ${res.statusCode} ${one(res.headers['content-range']) ?? ''}`)
+      }
+      const data = await readAll(res.body, length)
+      if (data.length !== cr.end! - cr.start + 1) throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: ${data.length} bytes for Content-Range ${cr.start}-${cr.end}`)
+      return { ...seen, size: cr.size, data }
+    }, length > 0 ? [206, 416] : [200])
+  }
+
+  async fetchRegion (volume: string, region: number, sink: RegionSink, opts: { first?: number, signal?: AbortSignal } = {}): Promise<void> {
+    const first = opts.first !== undefined && Number.isSafeInteger(opts.first) && opts.first >= 0 ? `?first=${opts.first}` : ''
+    const path = `${volumePath(volume)}/regions/${region}${first}`
+    await this.request('GET', path, opts.signal ? { signal: opts.signal } : {}, async (res) => {
+      const h = res.headers
+      const asOf = num(h[H_AS_OF], H_AS_OF)
+      const size = num(h[H_SIZE], H_SIZE)
+      const start = num(h[H_REGION_START], H_REGION_START)
+      const end = num(h[H_REGION_END], H_REGION_END)
+      const from = num(h[H_FIRST], H_FIRST)
+      if (!(start <= from && from <= end && (from < end || from === start))) {
+        throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: inconsistent region headers (start ${start}, first ${from}, end ${end})`)
+      }
+      const birth = optionalInt(h[H_BIRTH], H_BIRTH)
+      passthrough(() => birth === undefined ? sink.begin(asOf, size) : sink.begin(asOf, size, birth))
+      // The body is [from, end) then [start, from): map each byte back to its offset.
+      const head = end - from
+      let pos = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (pos + chunk.length > end - start) throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: region body longer than ${end - start} bytes`)
+        let c: Buffer = chunk
+        if (pos < head) {
+          const k = Math.min(c.length, head - pos)
+          const piece = c.subarray(0, k)
+          passthrough(() => sink.data(from + pos, piece))
+          pos += k
+          c = c.subarray(k)
+        }
+        if (c.length > 0) {
+          const rest = c
+          passthrough(() => sink.data(start + (pos - head), rest))
+          pos += c.length
+        }
+      }
+      if (pos !== end - start) throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: region body of ${pos} bytes, expected ${end - start}`)
+    })
+  }
+
+  async regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList> {
+    return await this.json<RegionInfoList>('GET', `${volumePath(volume)}/regions?from=${from}&count=${count}&checksums=${checksums ? 1 : 0}`)
+  }
+
+  async register (r: Registration): Promise<RegisterReply> {
+    return await this.json<RegisterReply>('POST', '/v1/register', r)
+  }
+
+  async groups (req: GroupRequest): Promise<GroupBatch> {
+    // Same readings as the in-process service: no wait unless a positive
+    // one, and a byte budget below one record still yields one record.
+    const wait = Number.isFinite(req.waitMs) ? Math.max(0, Math.min(Math.floor(req.waitMs!), LIMITS.maxWaitMs)) : 0
+    const max = Number.isFinite(req.maxBytes) ? Math.max(1, Math.min(Math.floor(req.maxBytes!), LIMITS.maxGroupBytes)) : undefined
+    const budget = max ?? LIMITS.maxGroupBytes
+    const q = new URLSearchParams({ node: req.nodeId, after: String(req.after), wait: String(wait) })
+    if (max !== undefined) q.set('max', String(max))
+    const path = `/v1/groups?${q.toString()}`
+    return await this.request('GET', path, { timeoutMs: wait + this.pollMarginMs, ...(req.signal ? { signal: req.signal } : {}) }, async (res) => {
+      const type = one(res.headers['content-type']) ?? ''
+      if (!type.startsWith(GROUP_FRAME_TYPE)) {
+        await res.body.dump()
+        throw new VolmirrorError('PEER_PROTOCOL', `GET /v1/groups: expected ${GROUP_FRAME_TYPE}, got ${type || 'no content type'}`)
+      }
+      const batch = decodeGroupFrame(await readAll(res.body, budget + FRAME_SLACK))
+      if (batch.after !== req.after) throw new VolmirrorError('PEER_PROTOCOL', `GET /v1/groups: asked for records after ${req.after}, got a frame after ${batch.after}`)
+      return batch
+    })
+  }
+
+  async ack (nodeId: string, seq: number): Promise<void> {
+    await this.request('POST', '/v1/ack', { body: { node: nodeId, seq } }, async (res) => { await res.body.dump() }, [204])
+  }
+
+  // --- plumbing -----------------------------------------------------------------
+
+  private async json<T> (method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    return await this.request(method, path, body === undefined ? {} : { body }, async (res) => {
+      const type = one(res.headers['content-type']) ?? ''
+      const text = (await readAll(res.body, MAX_JSON_REPLY)).toString('utf8')
+      let v: unknown
+      try { v = type.startsWith('application/json') ? JSON.parse(text) : undefined } catch { v = undefined }
+      if (v === null || typeof v !== 'object') throw new VolmirrorError('PEER_PROTOCOL', `${method} ${path}: the reply is not a JSON object`)
+      return v as T
+    })
+  }
+
+  /**
+   * request sends one request and hands a successful reply (a status in
+   * `ok`, default 200) to `use`, all under one deadline; error replies
+   * become their VolmirrorError, transport failures PEER_UNREACHABLE.
+   */
+  private async request<T> (
+    method: 'GET' | 'HEAD' | 'POST', path: string,
+    o: { headers?: Record<string, string>, body?: unknown, signal?: AbortSignal, timeoutMs?: number },
+    use: (res: Dispatcher.ResponseData) => Promise<T>, ok: number[] = [200],
+  ): Promise<T> {
+    const what = `${method} ${path.split('?')[0]}`
+    const ms = o.timeoutMs ?? this.timeoutMs
+    const d = deadline(ms, o.signal)
+    try {
+      const payload = o.body === undefined ? undefined : JSON.stringify(o.body)
+      const res = await this.pool.request({
+        path: this.prefix + path,
+        method,
+        headers: {
+          authorization: `Bearer ${this.opts.token}`,
+          'user-agent': 'volmirror',
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...o.headers,
+        },
+        ...(payload !== undefined ? { body: payload } : {}),
+        signal: d.signal,
+        headersTimeout: ms,
+        bodyTimeout: ms,
+      })
+      if (!ok.includes(res.statusCode)) {
+        const body = await readAll(res.body, MAX_ERROR_BODY).catch(() => undefined)
+        throw errorFromResponse(res.statusCode, body, what)
+      }
+      return await use(res)
+    } catch (err) {
+      if (err instanceof SinkFailure) throw err.err
+      if (o.signal?.aborted) throw o.signal.reason
+      if (d.timedOut) throw new VolmirrorError('PEER_UNREACHABLE', `${what}: the primary at ${this.origin} did not answer within ${ms / 1000} s`, { cause: err, details: { timeoutMs: ms } })
+      if (err instanceof VolmirrorError) throw err
+      throw unreachable(err, what, this.origin)
+    } finally {
+      d.clear()
+    }
+  }
+}
+
+/** SinkFailure carries an error thrown by the caller's sink through the transport's error mapping, unchanged. */
+class SinkFailure {
+  constructor (readonly err: unknown) {}
+}
+
+function passthrough (fn: () => void): void {
+  try { fn() } catch (err) { throw new SinkFailure(err) }
+}
+
+/** volumePath is the route of a volume: the whole name as one percent-encoded segment. */
+function volumePath (volume: string): string {
+  return `/v1/volumes/${encodeURIComponent(volume)}`
+}
+
+function unreachable (err: unknown, what: string, origin: string): VolmirrorError {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException }
+  const code = e?.code ?? e?.cause?.code
+  const reason = e?.cause?.message && e.cause.message !== e.message ? `${e.message}: ${e.cause.message}` : e?.message ?? String(err)
+  return new VolmirrorError('PEER_UNREACHABLE', `${what}: cannot reach the primary at ${origin}: ${reason}${code ? ` (${code})` : ''}`, { cause: err, ...(code ? { details: { cause: code } } : {}) })
+}
+
+/** deadline is an AbortSignal that fires after `ms` or when `outer` aborts, whichever is first. */
+function deadline (ms: number, outer?: AbortSignal): { signal: AbortSignal, timedOut: boolean, clear: () => void } {
+  const ac = new AbortController()
+  const d = { signal: ac.signal, timedOut: false, clear: () => {} }
+  const onAbort = (): void => ac.abort(outer!.reason)
+  const timer = setTimeout(() => { d.timedOut = true; ac.abort(new VolmirrorError('TIMEOUT', `no answer within ${ms} ms`)) }, ms)
+  if (outer?.aborted) ac.abort(outer.reason)
+  else outer?.addEventListener('abort', onAbort, { once: true })
+  d.clear = () => { clearTimeout(timer); outer?.removeEventListener('abort', onAbort) }
+  return d
+}
+
+/** readAll collects a body of at most `limit` bytes (PEER_PROTOCOL past it). */
+async function readAll (body: Body, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const c of body as AsyncIterable<Buffer>) {
+    size += c.length
+    if (size > limit) {
+      body.destroy()
+      throw new VolmirrorError('PEER_PROTOCOL', `reply body longer than ${limit} bytes`)
+    }
+    chunks.push(c)
+  }
+  return Buffer.concat(chunks, size)
+}
+
+function one (v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v
+}
+
+function num (v: string | string[] | undefined, name: string): number {
+  const s = one(v)
+  if (s === undefined || !/^\d{1,16}$/.test(s)) throw new VolmirrorError('PEER_PROTOCOL', `reply header ${name} is missing or not a number`)
+  return Number(s)
+}
+
+/** optionalInt reads a header that may be absent, or an integer (negative allowed). */
+function optionalInt (v: string | string[] | undefined, name: string): number | undefined {
+  const s = one(v)
+  if (s === undefined) return undefined
+  if (!/^-?\d{1,16}$/.test(s)) throw new VolmirrorError('PEER_PROTOCOL', `reply header ${name} is not a number`)
+  return Number(s)
+}
+
+function loadPem (v: string | Buffer): string | Buffer {
+  if (Buffer.isBuffer(v) || v.includes('-----BEGIN')) return v
+  try {
+    return readFileSync(v)
+  } catch (err) {
+    throw new VolmirrorError('INVALID_ARGUMENT', `cannot read the CA certificate ${v}: ${(err as Error).message}`, { cause: err })
+  }
+}

@@ -1,0 +1,463 @@
+/**
+ * server: the primary's HTTP endpoint for its DRs (DESIGN "Shipping",
+ * "DR mount and copy-on-read").
+ *
+ * A thin edge over a PrimaryService: each route checks and bounds its
+ * input, calls one service method, and writes the answer; errors become
+ * statuses only in lib/http/status.ts. Every route sits under /v1 and needs
+ * `Authorization: Bearer <token>` (only `GET /v1/health` does not).
+ *
+ *   GET  /v1/health                           {"ok":true}, no token needed
+ *   GET  /v1/info                             NodeInfo
+ *   GET  /v1/volumes                          VolumeList
+ *   GET|HEAD /v1/volumes/NAME                 bytes; `Range: bytes=a-b | a- | -n` gives 206
+ *   GET  /v1/volumes/NAME/regions?from&count&checksums=0|1   RegionInfoList
+ *   GET  /v1/volumes/NAME/regions/INDEX?first=OFFSET         one region, streamed, rotated to `first`
+ *        (headers X-Volmirror-As-Of, -Size, -Region-Start, -Region-End, -First: lib/http/wire.ts)
+ *   POST /v1/register                         Registration -> RegisterReply
+ *   GET  /v1/groups?node&after&wait&max       a group frame (lib/replication/group-frame.ts)
+ *   POST /v1/ack                              {"node","seq"} -> 204
+ *
+ * NAME is a volume name, either percent-encoded as one segment
+ * (`pool%2Fvm1.raw`, what the client sends) or as path segments
+ * (`pool/vm1.raw`, for curl). In the segment form a name whose last
+ * segment is `regions`, or whose second-to-last is, reads as a regions
+ * route: encode such names. Every name passes checkVolumeName.
+ *
+ * Errors are JSON (`{"error":{"code","message"}}`, statuses in
+ * lib/http/status.ts); besides those: 401 without the token (every route,
+ * known or not), 404 for an unknown route, 405 for a known route with the
+ * wrong method, 413 for a body over LIMITS.maxBodyBytes or a GET of more
+ * than LIMITS.maxRangeBytes, 416 (with `Content-Range: bytes *\/size`) for a
+ * range past the end, 503 CLOSED while closing. HEAD of a volume always
+ * answers its size, even for volumes too large to GET whole.
+ *
+ * A long poll ends when a group closes, when its wait runs out, when its
+ * client disconnects, when a newer poll of the same DR pushes it out (at
+ * most `maxPollsPerNode` wait at once: a DR that reconnects must not wait
+ * behind its own dead connection), or when the server closes.
+ */
+import http from 'node:http'
+import https from 'node:https'
+import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { VolmirrorError } from '../errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import { encodeGroupFrame } from '../replication/group-frame.js'
+import { LIMITS, type PrimaryService, type RegionSink } from '../replication/protocol.js'
+import { bearerToken, tokenMatches } from './auth.js'
+import { parseRange } from './range.js'
+import { RegionBody } from './region-body.js'
+import { intField, intValue, Query, readJsonObject, sendError, sendJson, stringField } from './server-io.js'
+import { httpStatus, toWireError } from './status.js'
+import { H_AS_OF, H_BIRTH, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE, GROUP_FRAME_TYPE } from './wire.js'
+
+const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/
+
+/** PrimaryHttpServerOptions configure a {@link PrimaryHttpServer}. */
+export interface PrimaryHttpServerOptions {
+  /** The peer token (see lib/http/auth.ts). */
+  token: string
+  log?: Logger
+  /** Serve HTTPS with this certificate and key (PEM, as file paths or contents). */
+  tls?: { cert: string | Buffer, key: string | Buffer }
+  /** Long polls one DR may have waiting at once (default 2); a newer one ends the oldest. */
+  maxPollsPerNode?: number
+  /** Cap on a long poll's wait (default and maximum LIMITS.maxWaitMs). */
+  maxWaitMs?: number
+  /** Time allowed to receive a request's headers, and the whole request (defaults 10 s, 30 s). */
+  headersTimeoutMs?: number
+  requestTimeoutMs?: number
+  /** Concurrent connections (default 256). */
+  maxConnections?: number
+}
+
+type Route = (req: http.IncomingMessage, res: http.ServerResponse, q: Query) => Promise<void>
+
+/** PrimaryHttpServer serves a PrimaryService to DRs over HTTP(S). */
+export class PrimaryHttpServer {
+  private server: http.Server | undefined
+  private closing: Promise<void> | undefined
+  private readonly log: Logger
+  private readonly polls = new Map<string, AbortController[]>()
+  private readonly inFlight = new Set<Promise<unknown>>()
+  private regionSizeP: Promise<number> | undefined
+  private bound: { host: string, port: number } | undefined
+
+  constructor (private readonly service: PrimaryService, private readonly opts: PrimaryHttpServerOptions) {
+    if (!opts.token) throw new VolmirrorError('INVALID_ARGUMENT', 'the HTTP server needs a peer token')
+    this.log = opts.log ?? silentLogger
+  }
+
+  /** address is where the server listens (after listen). */
+  get address (): { host: string, port: number } {
+    if (!this.bound) throw new VolmirrorError('CLOSED', 'the HTTP server is not listening')
+    return this.bound
+  }
+
+  /** url is the base URL peers use (`http://127.0.0.1:7070`). */
+  get url (): string {
+    const { host, port } = this.address
+    return `${this.opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
+  }
+
+  /** activePolls counts long polls waiting now (status, tests). */
+  get activePolls (): number {
+    let n = 0
+    for (const l of this.polls.values()) n += l.length
+    return n
+  }
+
+  /** listen binds to `host:port` (port 0 picks a free port) and resolves with the bound address. */
+  async listen (host: string, port: number): Promise<{ host: string, port: number }> {
+    if (this.server) throw new VolmirrorError('INVALID_ARGUMENT', 'the HTTP server is already listening')
+    const requestTimeout = this.opts.requestTimeoutMs ?? 30_000
+    const base: http.ServerOptions = {
+      headersTimeout: Math.min(this.opts.headersTimeoutMs ?? 10_000, requestTimeout),
+      requestTimeout,
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: 1_000,
+      maxHeaderSize: 16 * 1024,
+    }
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => { this.serve(req, res) }
+    const tls = this.opts.tls
+    const server = tls
+      ? https.createServer({ ...base, cert: await pem(tls.cert, 'certificate'), key: await pem(tls.key, 'key'), minVersion: 'TLSv1.2' }, handler)
+      : http.createServer(base, handler)
+    // An idle socket (no bytes either way) lives at most a whole long poll and some.
+    server.timeout = LIMITS.maxWaitMs + 15_000
+    server.maxConnections = this.opts.maxConnections ?? 256
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => { clientError(err, socket) })
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    }).catch((err: unknown) => {
+      this.server = undefined
+      throw new VolmirrorError('IO_ERROR', `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err })
+    })
+    const a = server.address() as AddressInfo
+    this.bound = { host: a.address, port: a.port }
+    this.log.info('http.listening', { url: this.url })
+    return this.bound
+  }
+
+  /** close stops accepting, ends every long poll, lets replies in flight finish (up to 5 s), then drops all connections. */
+  close (): Promise<void> {
+    this.closing ??= this.doClose()
+    return this.closing
+  }
+
+  private async doClose (): Promise<void> {
+    const server = this.server
+    if (!server) return
+    const closed = new Promise<void>(resolve => server.close(() => resolve()))
+    for (const list of this.polls.values()) for (const ac of list) ac.abort()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise(resolve => { timer = setTimeout(resolve, 5_000) }),
+    ])
+    clearTimeout(timer)
+    server.closeAllConnections()
+    await closed
+    this.bound = undefined
+  }
+
+  // --- dispatch ---------------------------------------------------------------
+
+  private serve (req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.on('error', () => {})
+    res.on('error', () => {})
+    const done = new Promise(resolve => res.once('close', resolve))
+    this.inFlight.add(done)
+    void done.then(() => this.inFlight.delete(done))
+    this.dispatch(req, res).catch((err: unknown) => { this.fail(req, res, err) })
+  }
+
+  private async dispatch (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const raw = req.url ?? ''
+    const q = raw.indexOf('?')
+    const pathPart = q < 0 ? raw : raw.slice(0, q)
+    const query = new Query(q < 0 ? '' : raw.slice(q + 1))
+    const method = req.method ?? 'GET'
+    if (!pathPart.startsWith('/')) throw new VolmirrorError('BAD_REQUEST', 'request target must be a path')
+    const seg = pathPart.split('/').slice(1)
+    if (pathPart === '/v1/health') {
+      if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(req, res, 'GET, HEAD')
+      sendJson(res, 200, { ok: true })
+      return
+    }
+    if (!tokenMatches(bearerToken(req.headers.authorization), this.opts.token)) {
+      this.drain(req, res)
+      sendError(res, new VolmirrorError('UNAUTHORIZED', 'missing or wrong peer token (Authorization: Bearer <token>)'), { 'www-authenticate': 'Bearer realm="volmirror"' })
+      return
+    }
+    if (this.closing) throw new VolmirrorError('CLOSED', 'the primary is shutting down')
+    if (seg[0] !== 'v1') throw notFound(pathPart)
+    const [route, allow] = this.route(seg.slice(1), method, pathPart)
+    if (!route) return this.notAllowed(req, res, allow)
+    await route(req, res, query)
+  }
+
+  /** route picks the handler for the path segments after /v1 (or the methods the path allows). */
+  private route (seg: string[], method: string, pathPart: string): [Route | undefined, string] {
+    const is = (...m: string[]): boolean => m.includes(method)
+    if (seg.length === 1) {
+      switch (seg[0]) {
+        case 'info': return [is('GET') ? (_req, res) => this.getInfo(res) : undefined, 'GET']
+        case 'volumes': return [is('GET') ? (_req, res) => this.getVolumes(res) : undefined, 'GET']
+        case 'register': return [is('POST') ? (req, res) => this.postRegister(req, res) : undefined, 'POST']
+        case 'groups': return [is('GET') ? (_req, res, q) => this.getGroups(res, q) : undefined, 'GET']
+        case 'ack': return [is('POST') ? (req, res) => this.postAck(req, res) : undefined, 'POST']
+      }
+    }
+    if (seg[0] === 'volumes' && seg.length >= 2) {
+      const rest = seg.slice(1)
+      const n = rest.length
+      if (n >= 2 && rest[n - 1] === 'regions') {
+        const name = volumeName(rest.slice(0, -1))
+        return [is('GET') ? (_req, res, q) => this.getRegions(res, name, q) : undefined, 'GET']
+      }
+      if (n >= 3 && rest[n - 2] === 'regions') {
+        const name = volumeName(rest.slice(0, -2))
+        const index = intValue('region index', rest[n - 1]!)
+        return [is('GET') ? (_req, res, q) => this.getRegion(res, name, index, q) : undefined, 'GET']
+      }
+      const name = volumeName(rest)
+      return [is('GET', 'HEAD') ? (req, res) => this.getVolume(req, res, name) : undefined, 'GET, HEAD']
+    }
+    throw notFound(pathPart)
+  }
+
+  private notAllowed (req: http.IncomingMessage, res: http.ServerResponse, allow: string): void {
+    this.drain(req, res)
+    sendError(res, new VolmirrorError('BAD_REQUEST', `method not allowed here (allowed: ${allow})`), { allow }, 405)
+  }
+
+  /** drain makes sure an unread request body does not keep the connection (the reply closes it). */
+  private drain (req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.setHeader('connection', 'close')
+  }
+
+  private fail (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
+    try {
+      this.reply(req, res, err)
+    } catch (e) {
+      this.log.error('http.reply_failed', { err: e })
+      res.destroy()
+    }
+  }
+
+  private reply (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
+    const e = toWireError(err)
+    if (!(err instanceof VolmirrorError)) this.log.error('http.failed', { method: req.method, path: (req.url ?? '').split('?')[0], err })
+    else if (httpStatus(e.code) >= 500) this.log.warn('http.failed', { method: req.method, path: (req.url ?? '').split('?')[0], err: e })
+    if (res.destroyed) return
+    if (res.headersSent) { res.destroy(e); return }
+    this.drain(req, res)
+    sendError(res, e)
+  }
+
+  // --- routes -----------------------------------------------------------------
+
+  private async getInfo (res: http.ServerResponse): Promise<void> {
+    sendJson(res, 200, await this.service.info())
+  }
+
+  private async getVolumes (res: http.ServerResponse): Promise<void> {
+    sendJson(res, 200, await this.service.volumes())
+  }
+
+  private async getVolume (req: http.IncomingMessage, res: http.ServerResponse, name: string): Promise<void> {
+    const max = LIMITS.maxRangeBytes
+    const probe = await this.service.readRange(name, 0, 0) // checks the name, the volume, and learns its size
+    const range = parseRange(req.headers.range, probe.size)
+    const common = { 'accept-ranges': 'bytes', 'cache-control': 'no-store', 'content-type': 'application/octet-stream' }
+    const unsatisfiable = (r: RangeRead): void => {
+      sendError(res, new VolmirrorError('RANGE_NOT_SATISFIABLE', `no byte of the range exists: ${name} has ${r.size} bytes`),
+        { 'content-range': `bytes */${r.size}`, 'accept-ranges': 'bytes', ...readHeaders(r) })
+    }
+    if (range === 'unsatisfiable') return unsatisfiable(probe)
+    if (req.method === 'HEAD') {
+      // HEAD answers the size even of volumes too large to GET whole: tools learn the size this way.
+      const headers = range
+        ? { ...common, 'content-range': `bytes ${range.start}-${range.end}/${probe.size}`, 'content-length': range.end - range.start + 1 }
+        : { ...common, 'content-length': probe.size }
+      res.writeHead(range ? 206 : 200, { ...headers, ...readHeaders(probe) })
+      res.end()
+      return
+    }
+    if (!range) {
+      if (probe.size > max) throw tooLarge(name, probe.size)
+      const r = await this.service.readRange(name, 0, max)
+      if (r.size > max) throw tooLarge(name, r.size)
+      res.writeHead(200, { ...common, 'content-length': r.data.length, ...readHeaders(r) })
+      res.end(r.data)
+      return
+    }
+    const length = range.end - range.start + 1
+    if (length > max) throw new VolmirrorError('TOO_LARGE', `a range may span at most ${max} bytes (asked for ${length})`)
+    const r = await this.service.readRange(name, range.start, length)
+    if (r.data.length === 0) return unsatisfiable(r) // shrank since the probe
+    res.writeHead(206, {
+      ...common,
+      'content-range': `bytes ${range.start}-${range.start + r.data.length - 1}/${r.size}`,
+      'content-length': r.data.length,
+      ...readHeaders(r),
+    })
+    res.end(r.data)
+  }
+
+  private async getRegions (res: http.ServerResponse, name: string, q: Query): Promise<void> {
+    const from = q.int('from', { required: true })!
+    const count = q.int('count', { required: true })!
+    if (count < 1 || count > LIMITS.maxRegionsPerCall) throw new VolmirrorError('BAD_REQUEST', `count must be between 1 and ${LIMITS.maxRegionsPerCall}`)
+    sendJson(res, 200, await this.service.regions(name, from, count, q.flag('checksums')))
+  }
+
+  private async getRegion (res: http.ServerResponse, name: string, index: number, q: Query): Promise<void> {
+    const first = q.int('first')
+    const rs = await this.regionSize()
+    const start = index * rs
+    if (!Number.isSafeInteger(start + rs)) throw new VolmirrorError('BAD_REQUEST', `region index ${index} is out of range`)
+    const ac = new AbortController()
+    res.once('close', () => ac.abort())
+    let body: RegionBody | undefined
+    const sink: RegionSink = {
+      begin: (asOf: number, size: number, birth?: number) => {
+        if (body) throw new VolmirrorError('IO_ERROR', 'region sink began twice')
+        const end = Math.min(start + rs, Math.max(size, start))
+        const f = first !== undefined && first > start && first < end ? first : start
+        body = new RegionBody(c => { if (!res.destroyed) res.write(c) }, start, end, f)
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': end - start,
+          'cache-control': 'no-store',
+          [H_AS_OF]: asOf,
+          [H_SIZE]: size,
+          [H_REGION_START]: start,
+          [H_REGION_END]: end,
+          [H_FIRST]: f,
+          ...(birth !== undefined ? { [H_BIRTH]: birth } : {}),
+        })
+      },
+      data: (offset, chunk) => {
+        if (!body) throw new VolmirrorError('IO_ERROR', 'region data before begin')
+        body.data(offset, chunk)
+      },
+    }
+    await this.service.fetchRegion(name, index, sink, { ...(first !== undefined ? { first } : {}), signal: ac.signal })
+    if (!body) throw new VolmirrorError('IO_ERROR', 'the region fetch ended without data')
+    if (!body.complete) throw new VolmirrorError('IO_ERROR', `the region fetch of ${name}#${index} ended short`)
+    res.end()
+  }
+
+  private async postRegister (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const o = await readJsonObject(req, LIMITS.maxBodyBytes)
+    const nodeId = stringField(o, 'nodeId')
+    const epoch = intField(o, 'epoch')!
+    const regionSize = intField(o, 'regionSize', { min: 1 })!
+    const appliedSeq = intField(o, 'appliedSeq', { optional: true })
+    const reply = await this.service.register({ nodeId, epoch, regionSize, ...(appliedSeq !== undefined ? { appliedSeq } : {}) })
+    sendJson(res, 200, reply)
+  }
+
+  private async getGroups (res: http.ServerResponse, q: Query): Promise<void> {
+    const nodeId = q.string('node')
+    if (nodeId === undefined || !NODE_ID.test(nodeId)) throw new VolmirrorError('BAD_REQUEST', 'query parameter "node" must be a node id')
+    const after = q.int('after', { required: true })!
+    const waitMs = Math.min(q.int('wait') ?? 0, this.opts.maxWaitMs ?? LIMITS.maxWaitMs, LIMITS.maxWaitMs)
+    const max = q.int('max', { min: 1 })
+    const ac = new AbortController()
+    res.once('close', () => ac.abort())
+    const release = this.admitPoll(nodeId, ac)
+    let batch
+    try {
+      batch = await this.service.groups({ nodeId, after, waitMs, signal: ac.signal, ...(max !== undefined ? { maxBytes: Math.min(max, LIMITS.maxGroupBytes) } : {}) })
+    } finally {
+      release()
+    }
+    if (res.destroyed) return
+    const pieces = encodeGroupFrame(batch)
+    let length = 0
+    for (const p of pieces) length += p.length
+    res.writeHead(200, { 'content-type': GROUP_FRAME_TYPE, 'content-length': length, 'cache-control': 'no-store' })
+    for (const p of pieces) res.write(p)
+    res.end()
+  }
+
+  private async postAck (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const o = await readJsonObject(req, LIMITS.maxBodyBytes)
+    const node = stringField(o, 'node')
+    const seq = intField(o, 'seq')!
+    await this.service.ack(node, seq)
+    res.writeHead(204, { 'cache-control': 'no-store' })
+    res.end()
+  }
+
+  // --- helpers ------------------------------------------------------------------
+
+  /** admitPoll registers a long poll of `nodeId`, ending its oldest one past the limit; returns its release. */
+  private admitPoll (nodeId: string, ac: AbortController): () => void {
+    const list = this.polls.get(nodeId) ?? []
+    this.polls.set(nodeId, list)
+    list.push(ac)
+    const max = Math.max(1, this.opts.maxPollsPerNode ?? 2)
+    while (list.length > max) list.shift()!.abort()
+    return () => {
+      const i = list.indexOf(ac)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length === 0 && this.polls.get(nodeId) === list) this.polls.delete(nodeId)
+    }
+  }
+
+  private regionSize (): Promise<number> {
+    this.regionSizeP ??= this.service.info().then(i => i.regionSize, (err: unknown) => { this.regionSizeP = undefined; throw err })
+    return this.regionSizeP
+  }
+}
+
+/** RangeRead is what readRange answers (`birth` where the service reports one). */
+interface RangeRead { asOf: number, size: number, birth?: number }
+
+/** readHeaders are the headers saying which state of the volume a read saw. */
+function readHeaders (r: RangeRead): http.OutgoingHttpHeaders {
+  return r.birth !== undefined ? { [H_AS_OF]: r.asOf, [H_BIRTH]: r.birth } : { [H_AS_OF]: r.asOf }
+}
+
+/** volumeName joins raw path segments into a checked-later volume name (each segment percent-decoded). */
+function volumeName (segments: string[]): string {
+  try {
+    return segments.map(s => decodeURIComponent(s)).join('/')
+  } catch {
+    throw new VolmirrorError('INVALID_VOLUME_NAME', 'volume name is not valid percent-encoding')
+  }
+}
+
+function notFound (path: string): VolmirrorError {
+  return new VolmirrorError('NOT_FOUND', `no such route: ${path.slice(0, 200)}`)
+}
+
+function tooLarge (name: string, size: number): VolmirrorError {
+  return new VolmirrorError('TOO_LARGE', `${name} has ${size} bytes; ask for ranges of at most ${LIMITS.maxRangeBytes} (Range: bytes=a-b)`)
+}
+
+async function pem (v: string | Buffer, what: string): Promise<Buffer> {
+  if (Buffer.isBuffer(v)) return v
+  try {
+    return await readFile(v)
+  } catch (err) {
+    throw new VolmirrorError('INVALID_ARGUMENT', `cannot read the TLS ${what} ${v}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** clientError answers a request Node could not parse (bad syntax, huge headers, timeouts) with a JSON error. */
+function clientError (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
+  const [status, code, text] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'TOO_LARGE', 'Request Header Fields Too Large']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'TIMEOUT', 'Request Timeout'] : [400, 'BAD_REQUEST', 'Bad Request']
+  const body = JSON.stringify({ error: { code, message: `malformed or incomplete HTTP request (${text})` } })
+  socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+}
