@@ -147,6 +147,7 @@ export function encodedBytes (r: EncodedRecord): Buffer {
  */
 export function decodeRecord (bytes: Buffer): DecodedRecord {
   if (bytes.length < HEADER_SIZE + CRC_SIZE) throw corrupt(`record of ${bytes.length} bytes is shorter than its header`)
+  if (bytes[0] === 0) throw corrupt('record has version 0 (zeroed bytes: never written)')
   if (bytes[0] !== RECORD_VERSION) {
     throw new VolmirrorError('RECORD_VERSION', `record format version ${bytes[0]} is not supported (this build reads ${RECORD_VERSION})`)
   }

@@ -220,6 +220,29 @@ export class SegmentRing {
     }
   }
 
+  /**
+   * rewind makes appends continue right after `loc` (the last record kept
+   * when a torn tail was dropped), freeing later segments; without `loc`
+   * (nothing kept) appends start in a fresh segment, where the tail scan of
+   * an empty index looks first.
+   */
+  async rewind (loc: SegmentLocation | undefined): Promise<void> {
+    const at = loc ? this.segments.get(loc.segment) : undefined
+    for (const seg of [...this.segments.values()]) {
+      if (at && seg.no <= at.no) continue
+      if (!at && seg !== this.current) continue
+      this.segments.delete(seg.no)
+      fs.closeSync(seg.fd)
+      this.free.push(path.join(this.dir, fileName(seg.no)))
+    }
+    if (at && loc) {
+      this.current = at
+      this.writeOffset = loc.offset + loc.size
+    } else {
+      this.current = undefined
+    }
+  }
+
   /** stats for status: segment files in use and kept free. */
   stats (): { segments: number, free: number, segmentSize: number } {
     return { segments: this.segments.size, free: this.free.length, segmentSize: this.segmentSize }

@@ -128,6 +128,8 @@ export class Journal {
   private opened = false
   private syncing: Promise<void> | undefined
   private syncAgain: Promise<void> | undefined
+  /** Serialises everything that changes the index and its meta (index batches, trims, truncations). */
+  private metaChain: Promise<unknown> = Promise.resolve()
 
   constructor (private readonly store: StateStore, private readonly log: Logger, opts: { name?: string, segmentSize?: number } = {}) {
     const name = opts.name ?? 'journal'
@@ -278,17 +280,27 @@ export class Journal {
     return out
   }
 
-  /** trim drops records up to `upto` (never past what is indexed) and frees their segments. */
-  async trim (upto: number): Promise<number> {
-    const to = Math.min(upto, this.state.lastSeq)
-    if (to < this.state.firstSeq) return 0
-    const dropped = to - this.state.firstSeq + 1
-    await this.level.clear({ lte: seqKey(to) })
-    this.state = { lastSeq: this.state.lastSeq, firstSeq: to + 1 }
-    await this.store.putMeta(META_KEY, this.state)
-    this.sizes.dropThrough(to)
-    await this.segments.release(to)
-    return dropped
+  /**
+   * trim drops records up to `upto` and frees their segments. It never
+   * drops the last indexed record: its entry anchors the tail scan (where
+   * appends continue) after a crash.
+   */
+  trim (upto: number): Promise<number> {
+    return this.serially(async () => {
+      const to = Math.min(upto, this.state.lastSeq - 1)
+      if (to < this.state.firstSeq) return 0
+      const dropped = to - this.state.firstSeq + 1
+      const next: JournalState = { lastSeq: this.state.lastSeq, firstSeq: to + 1 }
+      // Deletions and meta in one batch: a crash leaves one or the other state, never a mix.
+      const ops: Array<{ type: 'del' | 'put', key: unknown, value?: unknown, sublevel: unknown }> = []
+      for (let seq = this.state.firstSeq; seq <= to; seq++) ops.push({ type: 'del', key: seqKey(seq), sublevel: this.level })
+      ops.push({ type: 'put', key: META_KEY, value: next, sublevel: this.store.meta })
+      await this.store.db.batch(ops as never)
+      this.state = next
+      this.sizes.dropThrough(to)
+      await this.segments.release(to)
+      return dropped
+    })
   }
 
   /**
@@ -297,14 +309,24 @@ export class Journal {
    */
   async truncateAfter (seq: number): Promise<void> {
     await this.index.flushed()
-    if (seq >= this.state.lastSeq) return
-    const next: JournalState = { lastSeq: Math.max(seq, this.state.firstSeq - 1), firstSeq: this.state.firstSeq }
-    await this.level.clear({ gt: seqKey(seq) })
-    await this.store.putMeta(META_KEY, next, true)
-    this.log.warn('journal.tail_dropped', { after: seq, lastSeq: this.state.lastSeq })
-    this.sizes.dropAfter(next.lastSeq)
-    this.state = next
-    this.appendedSeq = next.lastSeq
+    await this.serially(async () => {
+      if (seq >= this.state.lastSeq) return
+      const keep = Math.max(seq, this.state.firstSeq - 1)
+      const [last] = keep >= this.state.firstSeq ? await this.entries(keep - 1, keep) : []
+      const next: JournalState = { lastSeq: keep, firstSeq: this.state.firstSeq }
+      const ops: Array<{ type: 'del' | 'put', key: unknown, value?: unknown, sublevel: unknown }> = []
+      for (let s = keep + 1; s <= this.state.lastSeq; s++) ops.push({ type: 'del', key: seqKey(s), sublevel: this.level })
+      ops.push({ type: 'put', key: META_KEY, value: next, sublevel: this.store.meta })
+      await this.store.db.batch(ops as never, { sync: true })
+      this.log.warn('journal.tail_dropped', { after: keep, lastSeq: this.state.lastSeq })
+      this.sizes.dropAfter(keep)
+      this.state = next
+      this.appendedSeq = keep
+      // Appends continue right after the last record kept (over the dropped
+      // bytes), or in a fresh segment if none is left, so that the tail scan
+      // after a crash finds them.
+      await this.segments.rewind(last?.loc)
+    })
   }
 
   /**
@@ -313,13 +335,15 @@ export class Journal {
    */
   async restartAt (seq: number): Promise<void> {
     await this.index.flushed()
-    await this.level.clear()
-    this.state = { lastSeq: seq, firstSeq: seq + 1 }
-    await this.store.putMeta(META_KEY, this.state, true)
-    this.sizes.dropThrough(Infinity)
-    this.sizes.first = seq + 1
-    this.appendedSeq = seq
-    await this.segments.release(Infinity)
+    await this.serially(async () => {
+      await this.level.clear()
+      this.state = { lastSeq: seq, firstSeq: seq + 1 }
+      await this.store.putMeta(META_KEY, this.state, true)
+      this.sizes.dropThrough(Infinity)
+      this.sizes.first = seq + 1
+      this.appendedSeq = seq
+      await this.segments.rewind(undefined)
+    })
   }
 
   /** stats reports position, size and batching. */
@@ -344,17 +368,26 @@ export class Journal {
     this.segments.close()
   }
 
-  private async writeIndex (batch: PendingEntry[], sync: boolean): Promise<void> {
-    const last = batch[batch.length - 1]!.seq
-    const next: JournalState = { lastSeq: last, firstSeq: this.state.firstSeq }
-    const ops: Array<{ type: 'put', key: unknown, value: unknown, sublevel: unknown }> = batch.map(r => ({
-      type: 'put', key: seqKey(r.seq), value: encodeIndexEntry(r.loc, r.head), sublevel: this.level,
-    }))
-    // The journal's position goes in the same batch: it is atomic with the entries.
-    ops.push({ type: 'put', key: META_KEY, value: next, sublevel: this.store.meta })
-    await this.store.db.batch(ops as never, { sync })
-    this.state = { lastSeq: last, firstSeq: this.state.firstSeq }
-    for (const r of batch) this.sizes.push(r.loc.size)
+  private writeIndex (batch: PendingEntry[], sync: boolean): Promise<void> {
+    return this.serially(async () => {
+      const last = batch[batch.length - 1]!.seq
+      // Computed now, inside the lock: a trim may have moved firstSeq meanwhile.
+      const next: JournalState = { lastSeq: last, firstSeq: this.state.firstSeq }
+      const ops: Array<{ type: 'put', key: unknown, value: unknown, sublevel: unknown }> = batch.map(r => ({
+        type: 'put', key: seqKey(r.seq), value: encodeIndexEntry(r.loc, r.head), sublevel: this.level,
+      }))
+      // The journal's position goes in the same batch: it is atomic with the entries.
+      ops.push({ type: 'put', key: META_KEY, value: next, sublevel: this.store.meta })
+      await this.store.db.batch(ops as never, { sync })
+      this.state = next
+      for (const r of batch) this.sizes.push(r.loc.size)
+    })
+  }
+
+  private serially<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.metaChain.then(fn, fn)
+    this.metaChain = run.catch(() => {})
+    return run
   }
 }
 

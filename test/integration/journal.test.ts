@@ -12,9 +12,7 @@
  * Crashes are real: test/helpers/journal-writer.ts appends in a child
  * process that kills itself with SIGKILL before the index is written.
  *
- * `it.skip` cases with a `// BUG:` comment describe the right behaviour of
- * something lib/ gets wrong today (each fails for the reason given when
- * un-skipped); remove the `.skip` with the fix.
+ * Several cases are regressions of bugs these tests found (noted at each).
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -245,12 +243,10 @@ describe('journal (LevelDB and segment files on disk)', function () {
     await recycledCrash(false)
   })
 
-  // BUG: with an empty index (every indexed record trimmed) SegmentRing.open
-  // starts the tail scan at the highest-numbered segment; when the writer
-  // rotated more than once after the trim, the records in the segments
-  // before that one are never scanned, and the scan of the last one stops at
-  // its first record (not the expected seq): every unindexed record is lost.
-  it.skip('finds unindexed records in recycled segments after a trim of every indexed record', async () => {
+  // A trim of every indexed record keeps the last one: its entry anchors the
+  // tail scan (without it, a writer that rotated more than once after the
+  // trim lost every unindexed record; found by this test).
+  it('finds unindexed records in recycled segments after a trim of every indexed record', async () => {
     await recycledCrash(true)
   })
 
@@ -277,10 +273,10 @@ describe('journal (LevelDB and segment files on disk)', function () {
     assert.ok(after.length < before.length + 3, `the writer recycled free segments (${before.join(',')} -> ${after.join(',')})`)
 
     const k = await openJournal(state, { segmentSize })
-    const first = trimAll ? 61 : 60
-    const recs = await expectJournal(k.journal, first, 110)
-    if (!trimAll) assert.ok(Buffer.from(recs[0]!.data!).equals(pattern(9059, size)))
-    expectWriterRecords(recs.slice(trimAll ? 0 : 1), 4000, size)
+    // trim(60) keeps record 60 (the anchor); trim(59) keeps it anyway.
+    const recs = await expectJournal(k.journal, 60, 110)
+    assert.ok(Buffer.from(recs[0]!.data!).equals(pattern(9059, size)))
+    expectWriterRecords(recs.slice(1), 4000, size)
   }
 
   it('trimming frees segments and later rotations recycle them; the directory stays bounded', async () => {
@@ -322,22 +318,20 @@ describe('journal (LevelDB and segment files on disk)', function () {
     assert.ok((await segmentFiles(state)).length <= 8)
   })
 
-  // BUG: trim writes its deletions and the journal meta in two LevelDB
-  // writes, with a `lastSeq` read before an index batch in flight lands, and
-  // writeIndex writes a `firstSeq` read before a trim in flight: whichever
-  // lands last wins. Here the meta ends up saying lastSeq 1 while the index
-  // holds 2..5001, and open refuses the journal (STATE_INVALID) even after a
-  // clean close. With a kill in between, `journal has a gap` is also seen
-  // (trim's clear landed, its meta did not). A primary without a DR trims at
-  // every checkpoint, so its restart can fail this way.
-  it.skip('a trim while an index batch is being written leaves a journal that opens again', async () => {
+  // Trims and index batches used to race on the journal's meta (each wrote
+  // a position read before the other landed), and the journal then refused
+  // to open (STATE_INVALID) or had a gap. They are serialised now, each
+  // writing its deletions or entries and the meta in one batch.
+  it('a trim while an index batch is being written leaves a journal that opens again', async () => {
     const state = path.join(await tmpDir('journal'), 'state')
     const j = await openJournal(state)
     j.journal.append({ op: 'write', volume: 'v.raw', offset: 0, data: pattern(1, 100) })
     await j.journal.indexed()
     for (let i = 0; i < 5000; i++) j.journal.append({ op: 'write', volume: 'v.raw', offset: 0, data: pattern(i, 100) })
-    // The trim starts first; the index batch of 5000 entries lands while it runs.
+    // The trim starts first; the index batch of 5000 entries follows it. The
+    // trim then sees record 1 as the last indexed one and keeps it.
     await Promise.all([j.journal.trim(1), j.journal.indexed()])
+    await j.journal.trim(1)
     await j.close()
     const k = await openJournal(state)
     await expectJournal(k.journal, 2, 5001)
@@ -418,31 +412,26 @@ describe('journal (LevelDB and segment files on disk)', function () {
       await expectDropped('half', 19)
     })
 
-    // BUG: replayJournal catches RECORD_CORRUPT around a whole read batch (up
-    // to 64 MiB) and calls truncateAfter(at) with `at` still at the batch's
-    // start, so intact records before the torn one, fsync-acknowledged ones
-    // included, are dropped from the journal too (here all 19, not applied).
-    it.skip('is dropped by replay together with nothing before it (torn mid-record, CRC fails)', async () => {
+    // Regression: replay used to drop the intact records before the torn one
+    // along with it (it truncated at the start of the failed read batch).
+    it('is dropped by replay together with nothing before it (torn mid-record, CRC fails)', async () => {
       await expectDropped('half', 0)
     })
 
-    // BUG: decodeRecord checks the version byte before the CRC, so a torn
-    // record whose first byte is not 1 (zeros: pages that never reached the
-    // disk; garbage) fails with RECORD_VERSION, which replayJournal does not
-    // treat as a torn tail: replay throws and the node cannot start.
-    it.skip('is dropped by replay when its pages never reached the disk (zeros)', async () => {
+    // Regression: a torn record of zeros or garbage failed with
+    // RECORD_VERSION, which replay did not take for a torn tail, and the node
+    // could not start.
+    it('is dropped by replay when its pages never reached the disk (zeros)', async () => {
       await expectDropped('zeros', 0)
     })
 
-    it.skip('is dropped by replay when it was overwritten with garbage', async () => {
+    it('is dropped by replay when it was overwritten with garbage', async () => {
       await expectDropped('garbage', 0)
     })
 
-    // BUG: truncateAfter resets the journal's seqs but not the segment write
-    // position, so records appended after it land behind the torn bytes; if
-    // the process dies before they are indexed, the tail scan stops at the
-    // torn bytes and they are lost (fsync-acknowledged ones included).
-    it.skip('keeps records appended after a dropped torn tail when the writer dies before indexing them', async () => {
+    // Regression: appends after a dropped tail used to land behind the torn
+    // bytes, where the tail scan after a crash never reached them.
+    it('keeps records appended after a dropped torn tail when the writer dies before indexing them', async () => {
       const { state, images } = await tornJournal('half')
       // As a node does at start: open, replay (drops the torn record), then new writes; then it dies.
       const w = await runWriter({ state, count: 30, seed: 8000, size, replayImages: images, replayAfter: 19 })
