@@ -8,11 +8,14 @@
 import { Command, CommanderError, Option } from 'commander'
 import { callControl } from '../lib/control/control-socket.js'
 import { formatStatus } from '../lib/cli/format-status.js'
-import { parseDuration, parseSize } from '../lib/cli/parse.js'
+import { parseDuration, parseListen, parseRate, parseSize } from '../lib/cli/parse.js'
 import { checkRegionSize } from '../lib/store/state-store.js'
 import { VolmirrorError } from '../lib/errors.js'
 import { Logger, type LogLevel } from '../lib/log.js'
 import { PrimaryNode } from '../lib/node/primary-node.js'
+import { DrNode } from '../lib/node/dr-node.js'
+import { PrimaryClient } from '../lib/http/client.js'
+import { readToken } from '../lib/http/auth.js'
 import { forceUnmount } from '../lib/fuse/mount.js'
 
 interface CommonOpts { logLevel: LogLevel, logFormat: 'text' | 'json' }
@@ -65,14 +68,23 @@ common(program.command('primary'))
   .option('--region-size <size>', 'region size, fixed at first start (64K..16M, power of two; default 1M)')
   .option('--retain-journal', 'keep journal records even when no DR needs them (audit, debugging)', false)
   .option('--checkpoint-interval <duration>', 'longest time between checkpoints (images made durable, journal trimmed)', '30s')
+  .option('--listen <host:port>', 'serve DR nodes here (HTTP; port only = 127.0.0.1)')
+  .option('--token-file <file>', 'peer token file, created (mode 0600) at first start', 'STATE/token')
+  .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
+  .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+  .option('--group-interval <duration>', 'how often a consistency group is closed and offered to DRs', '100ms')
   .addHelpText('after', `
 Example:
-  volmirror primary --images ./images --state ./state --mount ./mnt
+  volmirror primary --images ./images --state ./state --mount ./mnt --listen 0.0.0.0:7070
   qemu-img create -f raw ./mnt/new.img 4G
-  volmirror status --state ./state`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string }) => {
+  volmirror status --state ./state
+  scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string }) => {
     const regionSize = regionSizeOption(o.regionSize)
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
+    const groupMs = durationOption('--group-interval', o.groupInterval)
+    const listen = o.listen !== undefined ? parseListen(o.listen) : undefined
+    if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new VolmirrorError('USAGE', '--tls-cert and --tls-key go together')
     const log = logger(o, 'primary')
     const node = await PrimaryNode.start({
       images: o.images,
@@ -81,9 +93,50 @@ Example:
       ...(regionSize !== undefined ? { regionSize } : {}),
       retainJournal: o.retainJournal,
       checkpointMs,
+      groupMs,
+      ...(listen ? { listen } : {}),
+      ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
+      ...(o.tlsCert && o.tlsKey ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}),
       log,
     })
     await runUntilSignal(log, () => node.close(), node.mount.mountPoint)
+  })
+
+common(program.command('dr'))
+  .description('follow a primary: a DR copy you can read at once, completed in the background')
+  .requiredOption('--images <dir>', 'directory for the DR\'s copies of the volumes (created if missing)')
+  .requiredOption('--state <dir>', 'state directory (created on first start)')
+  .requiredOption('--mount <dir>', 'empty directory to mount the copies on (read-only until promoted)')
+  .requiredOption('--primary <url>', 'the primary\'s endpoint, e.g. http://primary:7070')
+  .requiredOption('--token-file <file>', 'the primary\'s peer token (its STATE/token)')
+  .option('--ca <file>', 'CA certificate to trust for an https primary (PEM)')
+  .option('--hydrate-rate <rate>', 'background copy rate, e.g. 200M (per second); 0 = only on demand; unlimited', 'unlimited')
+  .option('--fetch-timeout <duration>', 'how long a read of a region not copied yet waits for an unreachable primary before EIO', '30s')
+  .option('--read-ahead <regions>', 'regions fetched ahead of a sequential reader', '4')
+  .option('--region-size <size>', 'region size (default: the primary\'s)')
+  .option('--checkpoint-interval <duration>', 'longest time between checkpoints', '30s')
+  .addHelpText('after', `
+Example:
+  volmirror dr --images ./replica --state ./drstate --mount ./drmnt \\
+               --primary http://primary:7070 --token-file ./token
+  qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
+  volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag`)
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string }) => {
+    const hydrateRate = usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
+    const fetchTimeoutMs = durationOption('--fetch-timeout', o.fetchTimeout)
+    const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
+    const readAhead = Number(o.readAhead)
+    if (!Number.isInteger(readAhead) || readAhead < 0 || readAhead > 256) throw new VolmirrorError('USAGE', '--read-ahead: a number of regions, 0..256')
+    const regionSize = regionSizeOption(o.regionSize)
+    const log = logger(o, 'dr')
+    const token = await readToken(o.tokenFile)
+    const primary = new PrimaryClient(usage('--primary', () => { void new URL(o.primary); return o.primary }), { token, ...(o.ca ? { ca: o.ca } : {}) })
+    const node = await DrNode.start({
+      images: o.images, state: o.state, mount: o.mount, primary, primaryLabel: o.primary, log,
+      hydrateRate, fetchTimeoutMs, readAhead, checkpointMs,
+      ...(regionSize !== undefined ? { regionSize } : {}),
+    })
+    await runUntilSignal(log, async () => { await node.close(); await primary.close() }, node.mount.mountPoint)
   })
 
 common(program.command('status'))

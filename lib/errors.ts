@@ -48,6 +48,7 @@ export const ErrorCodes = [
   'MOUNT_FAILED',
   // peers
   'UNAUTHORIZED',
+  'NOT_REGISTERED',
   'PEER_UNREACHABLE',
   'PEER_PROTOCOL',
   'BAD_REQUEST',

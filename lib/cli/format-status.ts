@@ -2,13 +2,45 @@
  * format-status: `volmirror status` as text for people (`--json` prints the
  * status object itself).
  */
+import type { DrStatus } from '../node/dr-node.js'
 import type { PrimaryStatus } from '../node/primary-node.js'
 import { formatBytes } from './parse.js'
 
 /** formatStatus renders any node's status. */
 export function formatStatus (s: { role: string } & Record<string, unknown>): string {
   if (s.role === 'primary') return formatPrimary(s as unknown as PrimaryStatus)
+  if (s.role === 'dr') return formatDr(s as unknown as DrStatus)
   return JSON.stringify(s, null, 2)
+}
+
+function formatDr (s: DrStatus): string {
+  const lines: string[] = []
+  lines.push(`volmirror DR  (node ${s.nodeId.slice(0, 8)}, epoch ${s.epoch}, pid ${s.pid}, up since ${s.startedAt})`)
+  lines.push(`  mount    ${s.mount}   (read-only)`)
+  lines.push(`  images   ${s.images}`)
+  lines.push(`  state    ${s.state}   region size ${formatBytes(s.regionSize)}`)
+  const link = s.lag.connected ? 'connected' : `NOT connected${s.lag.lastError ? ` (${s.lag.lastError})` : ''}`
+  lines.push(`  primary  ${s.primary.label || '-'}  ${link}`)
+  lines.push(`  seq      applied ${s.seq.applied}   primary last ${s.seq.primaryLast}   durable in images ${s.seq.durableInImages}`)
+  lines.push(`  lag      ${s.lag.seq} records, ${s.lag.seconds.toFixed(2)} s (RPO)` +
+    (s.primary.journalBytes !== undefined ? `;  primary journal ${formatBytes(s.primary.journalBytes)}` : ''))
+  lines.push(`  fetched  ${formatBytes(s.fetched.onDemandBytes)} on demand, ${formatBytes(s.fetched.hydrationBytes)} by hydration` +
+    (s.fetched.failures > 0 ? `, ${s.fetched.failures} failed fetches` : ''))
+  const rate = Number.isFinite(s.hydration.bytesPerSecond) ? (s.hydration.bytesPerSecond === 0 ? 'off (on demand only)' : `${formatBytes(s.hydration.bytesPerSecond)}/s`) : 'unlimited'
+  lines.push(`  hydrate  ${s.hydration.complete ? 'complete' : 'in progress'}, rate ${rate}; regions kept ${s.hydration.kept}, released ${s.hydration.released}, copied ${s.hydration.copied}`)
+  lines.push(`  overall  ${s.consistent ? 'CONSISTENT (a failover target as of seq ' + s.seq.applied + ')' : 'INCONSISTENT'}`)
+  lines.push('')
+  if (s.volumes.length === 0) {
+    lines.push('  no volumes yet')
+  } else {
+    const w = Math.max(6, ...s.volumes.map(v => v.name.length))
+    lines.push(`  ${'VOLUME'.padEnd(w)}  ${'SIZE'.padStart(10)}  ${'HYDRATED'.padStart(8)}  STATE`)
+    for (const v of s.volumes) {
+      const why = v.state === 'consistent' ? '' : `  (${v.regions.absent} of ${v.regions.total} regions absent${v.regions.aheadOfApplied ? `, ${v.regions.aheadOfApplied} ahead of applied` : ''})`
+      lines.push(`  ${v.name.padEnd(w)}  ${formatBytes(v.size).padStart(10)}  ${(v.hydratedPercent.toFixed(1) + '%').padStart(8)}  ${v.state}${why}`)
+    }
+  }
+  return lines.join('\n')
 }
 
 function formatPrimary (s: PrimaryStatus): string {
@@ -17,6 +49,7 @@ function formatPrimary (s: PrimaryStatus): string {
   lines.push(`  mount    ${s.mount}`)
   lines.push(`  images   ${s.images}`)
   lines.push(`  state    ${s.state}   region size ${formatBytes(s.regionSize)}`)
+  if (s.listen) lines.push(`  listen   ${s.listen}`)
   lines.push(`  seq      last ${s.seq.last}   applied ${s.seq.applied}   durable in images ${s.seq.durableInImages}`)
   const j = s.journal
   const batching = j.batches > 0 ? (j.batchedRecords / j.batches).toFixed(1) : '-'
@@ -34,5 +67,9 @@ function formatPrimary (s: PrimaryStatus): string {
     }
   }
   for (const r of s.removedOutside) lines.push(`  ${r.name}: removed outside the mount since ${r.since}`)
+  if (s.drs.length > 0) {
+    lines.push('')
+    for (const d of s.drs) lines.push(`  DR ${d.nodeId.slice(0, 8)}  acknowledged seq ${d.ackedSeq} (${d.lagSeq} behind), last seen ${d.lastSeenAt}`)
+  }
   return lines.join('\n')
 }

@@ -36,3 +36,21 @@ export function formatBytes (n: number): string {
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++ }
   return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[i]}`
 }
+
+/**
+ * parseListen reads `HOST:PORT`, `[IPv6]:PORT`, `:PORT` or `PORT`. Without a
+ * host it listens on 127.0.0.1 only: exposing a node to the network is a
+ * choice to spell out (`0.0.0.0:7070`).
+ */
+export function parseListen (text: string): { host: string, port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?(\d{1,5})$/.exec(String(text).trim())
+  const port = m ? Number(m[3]) : NaN
+  if (!m || !(port >= 0 && port <= 65535)) throw new VolmirrorError('USAGE', `--listen: cannot read "${text}" as HOST:PORT (examples: 0.0.0.0:7070, 127.0.0.1:7070, 7070)`)
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port }
+}
+
+/** parseRate reads a byte rate (`100M` per second); `0` means off, `unlimited` no limit. */
+export function parseRate (text: string, what: string): number {
+  if (/^(unlimited|max|inf)$/i.test(String(text).trim())) return Infinity
+  return parseSize(String(text).replace(/\/s$/i, ''), what)
+}

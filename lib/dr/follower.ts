@@ -116,6 +116,12 @@ export class Follower {
         if (!this.running) return
         this.lag.connected = false
         this.lag.lastError = (err as Error).message
+        if (isVolmirrorError(err, 'NOT_REGISTERED')) {
+          // The primary forgot this DR (its state was reset): register again.
+          this.log.warn('follow.not_registered', { err })
+          this.registered = false
+          continue
+        }
         if (isVolmirrorError(err, 'RESYNC_REQUIRED')) {
           this.log.warn('follow.resync_required', { err })
           this.registered = false

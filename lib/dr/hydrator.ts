@@ -132,7 +132,7 @@ export class Hydrator {
       if (this.replica.present(volume, ri.index) || this.replica.rule.inFlight(regionKey(volume, ri.index))) continue
       const action = await this.decide(volume, name, ri, local.get(ri.index) ?? false)
       if (action === 'copy') {
-        copies.push(this.fetcher.ensure(volume, ri.index, 'hydrate').catch(err => this.log.warn('hydrate.copy_failed', { volume: name, region: ri.index, err })))
+        copies.push(this.fetcher.ensure(volume, ri.index, 'hydrate').then(() => { this.counters.copied++ }, err => this.log.warn('hydrate.copy_failed', { volume: name, region: ri.index, err })))
         if (copies.length >= (this.opts.concurrency ?? 4)) await copies.shift()
         await this.pace(rs)
       }

@@ -11,6 +11,8 @@ import path from 'node:path'
 import { readdirSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { ControlServer } from '../control/control-socket.js'
+import { ensureToken } from '../http/auth.js'
+import { PrimaryHttpServer } from '../http/server.js'
 import { FuseMount } from '../fuse/mount.js'
 import type { Logger } from '../log.js'
 import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
@@ -41,6 +43,12 @@ export interface PrimaryOptions {
   opTimeoutMs?: number
   /** How often a replication group is closed. */
   groupMs?: number
+  /** Serve DRs over HTTP(S) here. */
+  listen?: { host: string, port: number }
+  /** The peer token's file (created, mode 0600, at first start); default STATE/token. */
+  tokenFile?: string
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string, key: string }
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -71,8 +79,11 @@ export interface PrimaryStatus {
   images: string
   state: string
   mount: string
+  /** Where DRs reach this primary (absent when not listening). */
+  listen?: string
   seq: { last: number, applied: number, durableInImages: number }
   journal: JournalStats & { retained: boolean }
+  drs: Array<{ nodeId: string, ackedSeq: number, lagSeq: number, lastSeenAt: string }>
   volumes: VolumeStatus[]
   removedOutside: Array<{ name: string } & Flag>
 }
@@ -95,6 +106,7 @@ export class PrimaryNode {
     readonly watcher: ImageWatcher,
     readonly control: ControlServer,
     readonly source: ReplicationSource,
+    readonly http: PrimaryHttpServer | undefined,
   ) {}
 
   /** start brings a primary up; on failure everything it opened is closed again. */
@@ -197,8 +209,19 @@ export class PrimaryNode {
       await mount.mount()
       cleanup.unshift(() => mount.unmount())
 
+      // The peer token exists from the first start, so it can be copied to a
+      // DR before this primary listens.
+      const token = await ensureToken(opts.tokenFile ?? path.join(store.dir, 'token'))
+      let http: PrimaryHttpServer | undefined
+      if (opts.listen) {
+        http = new PrimaryHttpServer(source, { token, log, ...(opts.tls ? { tls: opts.tls } : {}) })
+        await http.listen(opts.listen.host, opts.listen.port)
+        cleanup.unshift(() => http!.close())
+        log.info('http.listening', { url: http.url, tls: opts.tls !== undefined })
+      }
+
       const control = new ControlServer(store.dir, log)
-      const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source)
+      const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source, http)
       control.handle('status', async () => await node.status())
       await control.listen()
       log.info('node.ready', { role: 'primary', mount: mount.mountPoint, images: images.root, state: store.dir, lastSeq: journal.lastSeq, pid: process.pid })
@@ -232,8 +255,10 @@ export class PrimaryNode {
       images: this.images.root,
       state: this.store.dir,
       mount: this.mount.mountPoint,
+      ...(this.http ? { listen: this.http.url } : {}),
       seq: { last: this.journal.lastSeq, applied: this.fs.appliedSeq, durableInImages: this.checkpointer.imageSeq },
       journal: { ...this.journal.stats(), retained: this.opts.retainJournal ?? false },
+      drs: this.source.drs().map(d => ({ nodeId: d.nodeId, ackedSeq: d.ackedSeq, lagSeq: Math.max(0, this.journal.lastSeq - d.ackedSeq), lastSeenAt: d.lastSeenAt })),
       volumes,
       removedOutside: [...flags].filter(([name, f]) => f.reason === 'removed-outside' && !present.has(name)).map(([name, f]) => ({ name, ...f })),
     }
@@ -248,6 +273,7 @@ export class PrimaryNode {
   private async doClose (): Promise<void> {
     const log = this.opts.log
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
+    await this.http?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
     await this.watcher.close().catch(() => {})
     await this.source.close().catch(err => log.warn('node.close_step_failed', { step: 'replication', err }))

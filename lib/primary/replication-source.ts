@@ -204,7 +204,7 @@ export class ReplicationSource implements PrimaryService {
 
   async groups (req: GroupRequest): Promise<GroupBatch> {
     const dr = this.registry.get(req.nodeId)
-    if (!dr) throw new VolmirrorError('UNAUTHORIZED', `DR ${req.nodeId} is not registered with this primary (register first)`)
+    if (!dr) throw new VolmirrorError('NOT_REGISTERED', `DR ${req.nodeId} is not registered with this primary (register first)`)
     if (!Number.isSafeInteger(req.after) || req.after < 0) throw new VolmirrorError('BAD_REQUEST', 'groups: bad "after"')
     if (req.after > this.groupEnd) {
       throw new VolmirrorError('PEER_PROTOCOL', `DR ${req.nodeId} claims seq ${req.after}, beyond this primary's last group ${this.groupEnd}`)
@@ -230,7 +230,7 @@ export class ReplicationSource implements PrimaryService {
 
   async ack (nodeId: string, seq: number): Promise<void> {
     const dr = this.registry.get(nodeId)
-    if (!dr) throw new VolmirrorError('UNAUTHORIZED', `DR ${nodeId} is not registered with this primary`)
+    if (!dr) throw new VolmirrorError('NOT_REGISTERED', `DR ${nodeId} is not registered with this primary`)
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.groupEnd) throw new VolmirrorError('BAD_REQUEST', `ack: bad seq ${seq}`)
     this.acknowledge(dr, seq)
   }

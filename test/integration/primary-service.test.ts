@@ -330,8 +330,8 @@ export function primaryServiceSuite (label: string, factory: ServiceFactory): vo
       assert.equal(p.node.source.trimLimit(), last, 'the slowest DR bounds trimming')
 
       assert.equal(await codeOf(svc.ack('dr-a', p.node.source.currentGroupEnd + 5)), 'BAD_REQUEST')
-      assert.equal(await codeOf(svc.ack('nobody', 1)), 'UNAUTHORIZED')
-      assert.equal(await codeOf(svc.groups({ nodeId: 'nobody', after: 0 })), 'UNAUTHORIZED')
+      assert.equal(await codeOf(svc.ack('nobody', 1)), 'NOT_REGISTERED')
+      assert.equal(await codeOf(svc.groups({ nodeId: 'nobody', after: 0 })), 'NOT_REGISTERED')
       assert.equal(await codeOf(svc.groups({ nodeId: 'dr-a', after: p.node.source.currentGroupEnd + 5 })), 'PEER_PROTOCOL')
     })
 
