@@ -12,10 +12,9 @@ import { parseDuration, parseListen, parseRate, parseSize } from '../lib/cli/par
 import { checkRegionSize } from '../lib/store/state-store.js'
 import { VolmirrorError } from '../lib/errors.js'
 import { Logger, type LogLevel } from '../lib/log.js'
-import { PrimaryNode } from '../lib/node/primary-node.js'
-import { DrNode } from '../lib/node/dr-node.js'
-import { PrimaryClient } from '../lib/http/client.js'
+import { NodeRunner, type PromoteReply } from '../lib/node/node-runner.js'
 import { readToken } from '../lib/http/auth.js'
+import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
 
 interface CommonOpts { logLevel: LogLevel, logFormat: 'text' | 'json' }
@@ -86,20 +85,14 @@ Example:
     const listen = o.listen !== undefined ? parseListen(o.listen) : undefined
     if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new VolmirrorError('USAGE', '--tls-cert and --tls-key go together')
     const log = logger(o, 'primary')
-    const node = await PrimaryNode.start({
-      images: o.images,
-      state: o.state,
-      mount: o.mount,
+    const runner = await NodeRunner.startPrimary({
+      images: o.images, state: o.state, mount: o.mount, log, checkpointMs,
       ...(regionSize !== undefined ? { regionSize } : {}),
-      retainJournal: o.retainJournal,
-      checkpointMs,
-      groupMs,
       ...(listen ? { listen } : {}),
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
-      ...(o.tlsCert && o.tlsKey ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}),
-      log,
+      primary: { retainJournal: o.retainJournal, groupMs, ...(o.tlsCert && o.tlsKey ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}) },
     })
-    await runUntilSignal(log, () => node.close(), node.mount.mountPoint)
+    await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
   })
 
 common(program.command('dr'))
@@ -115,29 +108,96 @@ common(program.command('dr'))
   .option('--read-ahead <regions>', 'regions fetched ahead of a sequential reader', '4')
   .option('--region-size <size>', 'region size (default: the primary\'s)')
   .option('--checkpoint-interval <duration>', 'longest time between checkpoints', '30s')
+  .option('--listen <host:port>', 'where to serve DRs once promoted')
+  .option('--advertise <url>', 'the URL other nodes reach --listen at (default: from --listen)')
+  .option('--keep-discarded <dir>', 'when this node gives up writes the primary never had (failback), keep their bytes here')
+  .option('--discard-local', 'resolve a split brain by overwriting this side with the primary\'s', false)
   .addHelpText('after', `
 Example:
   volmirror dr --images ./replica --state ./drstate --mount ./drmnt \\
                --primary http://primary:7070 --token-file ./token
   qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
   volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, keepDiscarded?: string, discardLocal: boolean }) => {
     const hydrateRate = usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
     const fetchTimeoutMs = durationOption('--fetch-timeout', o.fetchTimeout)
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
     const readAhead = Number(o.readAhead)
     if (!Number.isInteger(readAhead) || readAhead < 0 || readAhead > 256) throw new VolmirrorError('USAGE', '--read-ahead: a number of regions, 0..256')
     const regionSize = regionSizeOption(o.regionSize)
+    usage('--primary', () => new URL(o.primary))
+    const listen = o.listen !== undefined ? parseListen(o.listen) : undefined
+    const listenUrl = o.advertise ?? (listen ? `http://${listen.host === '0.0.0.0' || listen.host === '::' ? hostname() : listen.host}:${listen.port}` : undefined)
     const log = logger(o, 'dr')
     const token = await readToken(o.tokenFile)
-    const primary = new PrimaryClient(usage('--primary', () => { void new URL(o.primary); return o.primary }), { token, ...(o.ca ? { ca: o.ca } : {}) })
-    const node = await DrNode.start({
-      images: o.images, state: o.state, mount: o.mount, primary, primaryLabel: o.primary, log,
-      hydrateRate, fetchTimeoutMs, readAhead, checkpointMs,
+    const runner = await NodeRunner.startDr({
+      images: o.images, state: o.state, mount: o.mount, log, checkpointMs,
       ...(regionSize !== undefined ? { regionSize } : {}),
+      ...(listen ? { listen } : {}),
+      tokenFile: o.tokenFile,
+      dr: {
+        url: o.primary, token, ...(o.ca ? { ca: o.ca } : {}),
+        primaryLabel: o.primary, hydrateRate, fetchTimeoutMs, readAhead,
+        ...(listenUrl ? { listenUrl } : {}),
+        ...(o.keepDiscarded ? { keepDiscarded: o.keepDiscarded } : {}),
+        ...(o.discardLocal ? { discardLocal: true } : {}),
+      },
     })
-    await runUntilSignal(log, async () => { await node.close(); await primary.close() }, node.mount.mountPoint)
+    await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
   })
+
+common(program.command('promote'))
+  .description('make a running DR the primary: finish applying, begin a new epoch, make its mount writable, serve DRs')
+  .requiredOption('--state <dir>', 'state directory of the DR')
+  .option('--force', 'promote even though some volumes are not consistent yet (their absent regions keep what the DR holds)', false)
+  .option('--timeout <duration>', 'how long to wait for the node to come up as a primary', '60s')
+  .option('--json', 'print the result as JSON', false)
+  .addHelpText('after', `
+Example:
+  volmirror promote --state ./drstate             # refuses while volumes are inconsistent
+  volmirror promote --state ./drstate --force     # and says which ones, how far from consistent`)
+  .action(async (o: CommonOpts & { state: string, force: boolean, timeout: string, json: boolean }) => {
+    const timeoutMs = durationOption('--timeout', o.timeout)
+    const r = await callControl<PromoteReply>(o.state, 'promote', { force: o.force })
+    const s = await waitForRole(o.state, 'primary', timeoutMs)
+    const out = { ...r, role: s.role, epoch: s.epoch, mount: s.mount, listen: s.listen }
+    if (o.json) process.stdout.write(JSON.stringify(out, null, 2) + '\n')
+    else {
+      process.stdout.write(`promoted: epoch ${s.epoch} begins after seq ${r.appliedSeq}; ${s.mount} is writable${s.listen ? `; serving DRs at ${s.listen}` : ''}\n`)
+      for (const v of r.inconsistent) process.stdout.write(`  warning: ${v.volume} was inconsistent (${v.absentRegions} regions absent, ${v.hydratedPercent}% hydrated)\n`)
+    }
+  })
+
+common(program.command('demote'))
+  .description('planned switchover: stop taking writes, wait until the DR has everything, then follow it once it is promoted')
+  .requiredOption('--state <dir>', 'state directory of the primary')
+  .option('--timeout <duration>', 'how long to wait for the DR to acknowledge everything', '60s')
+  .option('--json', 'print the result as JSON', false)
+  .addHelpText('after', `
+Example (switchover from A to B, nothing lost):
+  volmirror demote  --state ./stateA     # A: read-only, waits for B, then follows B
+  volmirror promote --state ./stateB     # B: the new primary; A catches up and follows`)
+  .action(async (o: CommonOpts & { state: string, timeout: string, json: boolean }) => {
+    const timeoutMs = durationOption('--timeout', o.timeout)
+    const r = await callControl<{ lastSeq: number, follow: string }>(o.state, 'demote', { timeoutMs }, timeoutMs + 10_000)
+    const s = await waitForRole(o.state, 'dr', 30_000)
+    if (o.json) process.stdout.write(JSON.stringify({ ...r, role: s.role }, null, 2) + '\n')
+    else process.stdout.write(`demoted at seq ${r.lastSeq}: every DR has it all; this node now follows ${r.follow} (promote that node next)\n`)
+  })
+
+/** waitForRole waits until the node on `state` answers status with `role`. */
+async function waitForRole (state: string, role: 'primary' | 'dr', timeoutMs: number): Promise<{ role: string, epoch: number, mount: string, listen?: string }> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const s = await callControl<{ role: string, epoch: number, mount: string, listen?: string }>(state, 'status', {}, 5000)
+      if (s.role === role) return s
+    } catch (err) { last = err }
+    if (Date.now() > deadline) throw new VolmirrorError('TIMEOUT', `the node did not come up as ${role} within ${timeoutMs / 1000} s${last ? ` (${(last as Error).message})` : ''}; see its log`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
 
 common(program.command('status'))
   .description('show what a running node is doing: volumes, journal, replication')
@@ -152,9 +212,14 @@ Example:
     process.stdout.write((o.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n')
   })
 
-/** runUntilSignal keeps a node up until SIGINT/SIGTERM, then closes it; a second signal forces the unmount. */
-async function runUntilSignal (log: Logger, close: () => Promise<void>, mountPoint: string): Promise<void> {
+/** runUntilSignal keeps a node up until SIGINT/SIGTERM (or a failed role change), then closes it; a second signal forces the unmount. */
+async function runUntilSignal (log: Logger, close: () => Promise<void>, mountPoint: string, failed?: Promise<never>): Promise<void> {
   await new Promise<void>((resolve) => {
+    failed?.catch((err: unknown) => {
+      log.error('node.failed', { err })
+      process.exitCode = 1
+      void forceUnmount(mountPoint).finally(resolve)
+    })
     let stopping = false
     const stop = (signal: string): void => {
       if (stopping) {

@@ -55,6 +55,7 @@ export const ErrorCodes = [
   'RANGE_NOT_SATISFIABLE',
   'TOO_LARGE',
   'SPLIT_BRAIN',
+  'NOT_CAUGHT_UP',
   'RESYNC_REQUIRED',
   'INCONSISTENT',
   'WRONG_ROLE',

@@ -16,7 +16,7 @@
 import type { JournalRecord } from '../core/record.js'
 import { isVolmirrorError, VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { GroupBatch, PrimaryService, RegisterReply } from '../replication/protocol.js'
+import type { GroupBatch, PrimaryService, RegisterReply, Registration } from '../replication/protocol.js'
 import type { Journal } from '../store/journal.js'
 import type { StateStore } from '../store/state-store.js'
 import type { ApplyLock } from './apply-lock.js'
@@ -41,10 +41,14 @@ export interface Lag {
   lastContact: number
   connected: boolean
   lastError?: string
+  /** Set while the primary refuses this DR for a split brain. */
+  splitBrain?: string
 }
 
 /** FollowerHooks let the node react to registration and applied groups. */
 export interface FollowerHooks {
+  /** What the DR tells the primary about itself beyond its identity (history, last seq, where it would serve). */
+  registration: () => Promise<Partial<Registration>>
   /** Called when the primary says the DR must compare everything (new DR, or records gone). */
   fullSync: (reply: RegisterReply) => Promise<void>
   /** Called (synchronously, under the apply lock) to apply one record. */
@@ -116,6 +120,10 @@ export class Follower {
         if (!this.running) return
         this.lag.connected = false
         this.lag.lastError = (err as Error).message
+        if (isVolmirrorError(err, 'SPLIT_BRAIN')) {
+          if (this.lag.splitBrain === undefined) this.log.error('follow.split_brain', { err })
+          this.lag.splitBrain = (err as Error).message
+        }
         if (isVolmirrorError(err, 'NOT_REGISTERED')) {
           // The primary forgot this DR (its state was reset): register again.
           this.log.warn('follow.not_registered', { err })
@@ -153,7 +161,8 @@ export class Follower {
   private async register (): Promise<void> {
     const id = this.store.identity
     const resume = this.state && !this.forceFullSync ? { appliedSeq: this.journal.lastSeq } : {}
-    const reply = await this.service.register({ nodeId: id.nodeId, epoch: id.epoch, regionSize: id.regionSize, ...resume })
+    const reply = await this.service.register({ ...await this.hooks.registration(), nodeId: id.nodeId, epoch: id.epoch, regionSize: id.regionSize, ...resume })
+    this.lag.splitBrain = undefined
     if (this.state && this.state.primaryId !== reply.primaryId && !this.forceFullSync && !reply.fullSync) {
       throw new VolmirrorError('PEER_PROTOCOL', `this DR followed primary ${this.state.primaryId}, not ${reply.primaryId}`)
     }
@@ -163,8 +172,10 @@ export class Follower {
       // Start over from the primary's current position: everything is
       // compared (hydration); the journal restarts at startSeq.
       this.pending = []
-      await this.journal.restartAt(reply.startSeq)
+      // The node looks at what it holds first (an old primary reports the
+      // records it is about to discard), then the journal starts over.
       await this.hooks.fullSync(reply)
+      await this.journal.restartAt(reply.startSeq)
       this.state = { primaryId: reply.primaryId, appliedSeq: reply.startSeq, startSeq: reply.startSeq }
       await this.store.putMeta('dr', this.state, true)
       this.forceFullSync = false

@@ -24,6 +24,9 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   TIMEOUT: E.ETIMEDOUT,
   CLOSED: E.ENOTCONN,
   USAGE: E.EINVAL,
+  // A region the DR cannot fetch: EIO, not the errno of the failed
+  // connection in its cause (ECONNREFUSED means nothing to a reader).
+  PEER_UNREACHABLE: E.EIO,
 }
 
 /** toErrno maps any error to a negative errno for fuse-native; unknown errors are EIO. */

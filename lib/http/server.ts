@@ -41,6 +41,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import type { History } from '../core/history.js'
 import { VolmirrorError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { encodeGroupFrame } from '../replication/group-frame.js'
@@ -359,7 +360,18 @@ export class PrimaryHttpServer {
     const epoch = intField(o, 'epoch')!
     const regionSize = intField(o, 'regionSize', { min: 1 })!
     const appliedSeq = intField(o, 'appliedSeq', { optional: true })
-    const reply = await this.service.register({ nodeId, epoch, regionSize, ...(appliedSeq !== undefined ? { appliedSeq } : {}) })
+    const lastSeq = intField(o, 'lastSeq', { optional: true })
+    const history = historyField(o.history)
+    const listenUrl = urlField(o.listenUrl)
+    if (o.discardLocal !== undefined && typeof o.discardLocal !== 'boolean') throw new VolmirrorError('BAD_REQUEST', 'register: "discardLocal" must be a boolean')
+    const reply = await this.service.register({
+      nodeId, epoch, regionSize,
+      ...(appliedSeq !== undefined ? { appliedSeq } : {}),
+      ...(lastSeq !== undefined ? { lastSeq } : {}),
+      ...(history ? { history } : {}),
+      ...(listenUrl ? { listenUrl } : {}),
+      ...(o.discardLocal === true ? { discardLocal: true } : {}),
+    })
     sendJson(res, 200, reply)
   }
 
@@ -460,4 +472,28 @@ function clientError (err: NodeJS.ErrnoException, socket: import('node:stream').
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'TIMEOUT', 'Request Timeout'] : [400, 'BAD_REQUEST', 'Bad Request']
   const body = JSON.stringify({ error: { code, message: `malformed or incomplete HTTP request (${text})` } })
   socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+}
+
+/** historyField checks a DR's epoch history (lib/core/history.ts) from a request body. */
+function historyField (v: unknown): History | undefined {
+  if (v === undefined) return undefined
+  if (!Array.isArray(v) || v.length > 10_000) throw new VolmirrorError('BAD_REQUEST', 'register: "history" must be an array of at most 10000 epochs')
+  return v.map((e: unknown, i) => {
+    const x = e as Record<string, unknown>
+    const ok = typeof x === 'object' && x !== null &&
+      Number.isSafeInteger(x.epoch) && (x.epoch as number) >= 0 && typeof x.nodeId === 'string' && NODE_ID.test(x.nodeId) &&
+      Number.isSafeInteger(x.fromSeq) && (x.fromSeq as number) >= 0 && Number.isSafeInteger(x.at) && (x.at as number) >= 0
+    if (!ok) throw new VolmirrorError('BAD_REQUEST', `register: history entry ${i} is not {epoch, nodeId, fromSeq, at}`)
+    return { epoch: x.epoch as number, nodeId: x.nodeId as string, fromSeq: x.fromSeq as number, at: x.at as number }
+  })
+}
+
+/** urlField checks an http(s) URL from a request body. */
+function urlField (v: unknown): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'string' || v.length > 2048) throw new VolmirrorError('BAD_REQUEST', 'register: "listenUrl" must be a URL')
+  let u: URL
+  try { u = new URL(v) } catch { throw new VolmirrorError('BAD_REQUEST', 'register: "listenUrl" must be a URL') }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new VolmirrorError('BAD_REQUEST', 'register: "listenUrl" must be http or https')
+  return v
 }

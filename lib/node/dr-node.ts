@@ -12,6 +12,7 @@ import { constants } from 'node:fs'
 import { mkdir, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { regionKey, keyVolume } from '../core/as-of.js'
+import type { History } from '../core/history.js'
 import { Replica } from '../core/replica.js'
 import { ControlServer } from '../control/control-socket.js'
 import { ApplyLock } from '../dr/apply-lock.js'
@@ -52,6 +53,21 @@ export interface DrOptions {
   readAhead?: number
   checkpointMs?: number
   pollWaitMs?: number
+  /** Where this DR will serve if promoted (told to the primary for switchovers and split-brain checks). */
+  listenUrl?: string
+  /** Keep the bytes of discarded writes (failback, --discard-local) here for inspection. */
+  keepDiscarded?: string
+  /** Give up whatever this node holds that the primary does not (resolves a split brain on this side). */
+  discardLocal?: boolean
+}
+
+/** Discarded is what a failback or a discard-local sync gave up. */
+export interface Discarded {
+  forkSeq: number
+  records: number
+  regions: number
+  bytes: number
+  keptIn?: string
 }
 
 /** DrVolumeStatus is one volume in a DR's status. */
@@ -83,6 +99,10 @@ export interface DrStatus {
   fetched: { onDemandBytes: number, hydrationBytes: number, fetches: number, retries: number, failures: number }
   hydration: { bytesPerSecond: number, complete: boolean, kept: number, released: number, copied: number, comparedBytes: number }
   replication: { groups: number, records: number, bytes: number, reconnects: number }
+  history: History
+  /** What the last full sync discarded (failback). */
+  discarded?: Discarded
+  splitBrain?: string
 }
 
 /** DrNode is a running DR. */
@@ -91,6 +111,7 @@ export class DrNode {
   readonly startedAt = new Date()
   private primaryJournalBytes: number | undefined
   private infoTimer: NodeJS.Timeout | undefined
+  private discarded: Discarded | undefined
 
   private constructor (
     readonly opts: DrOptions,
@@ -116,9 +137,16 @@ export class DrNode {
     const images = new ImageDir(opts.images)
     await images.check()
     const regionSize = opts.regionSize ?? await learnRegionSize(opts)
-    const store = await StateStore.open(opts.state, { role: 'dr', ...(regionSize !== undefined ? { regionSize } : {}) })
+    // A primary's state directory is accepted: that is failback (an old
+    // primary following the new one) or the second half of a switchover.
+    const store = await StateStore.open(opts.state, { role: 'dr', allowRoles: ['primary'], ...(regionSize !== undefined ? { regionSize } : {}) })
     const cleanup: Array<() => Promise<void> | void> = [() => store.close()]
     try {
+      if (store.identity.role === 'primary') {
+        log.info('failback.started', { state: store.dir, note: 'this node was a primary; it now follows and compares everything' })
+        await store.setIdentity({ role: 'dr' })
+        await store.meta.del('dr')
+      }
       const journal = new Journal(store, log)
       await journal.open()
       const files = new VolumeFiles(images)
@@ -138,6 +166,12 @@ export class DrNode {
       const fetcher = new Fetcher(opts.primary, replica, volumes, log, { timeoutMs: opts.fetchTimeoutMs ?? 30_000, readAhead: opts.readAhead ?? 4 })
       let node: DrNode | undefined
       const follower = new Follower(opts.primary, store, journal, lock, log, {
+        registration: async () => ({
+          history: await store.history(),
+          lastSeq: journal.lastSeq,
+          ...(opts.listenUrl ? { listenUrl: opts.listenUrl } : {}),
+          ...(opts.discardLocal ? { discardLocal: true } : {}),
+        }),
         fullSync: async reply => await node!.fullSync(reply),
         apply: rec => applier.apply(rec),
         applied: seq => replica.rule.prune(seq),
@@ -195,14 +229,23 @@ export class DrNode {
    * volumes the primary does not have are kept aside.
    */
   private async fullSync (reply: RegisterReply): Promise<void> {
+    if (reply.forkSeq !== undefined && !this.opts.discardLocal) await this.refuseLateWrites(reply)
+    if (reply.forkSeq !== undefined) this.discarded = await this.discard(reply.forkSeq)
+    if (reply.history) await this.store.setHistory(reply.history)
     const list = await this.opts.primary.volumes()
     const wanted = new Set(list.volumes.map(v => v.name))
+    // Volumes the primary does not have (in the table, or files an old
+    // primary left) are kept aside, not destroyed.
+    for (const name of await localFiles(this.images)) {
+      if (wanted.has(name)) continue
+      this.files.removed(name)
+      const aside = this.images.reservedPath('deleted', keptAsideName(reply.startSeq, name))
+      await mkdir(path.dirname(aside), { recursive: true })
+      await rename(this.images.path(name), aside).catch(() => {})
+      this.log.info('dr.kept_aside', { volume: name, in: aside })
+    }
     for (const v of this.volumes.list()) {
       if (wanted.has(v.name)) continue
-      this.files.removed(v.name)
-      const aside = this.images.reservedPath('deleted', keptAsideName(reply.startSeq, v.name))
-      await mkdir(path.dirname(aside), { recursive: true })
-      await rename(this.images.path(v.name), aside).catch(() => {})
       this.volumes.removed(v.name)
       this.replica.forget(v.id)
       await this.regionStore.forget(v.id)
@@ -225,6 +268,86 @@ export class DrNode {
   }
 
   private get log (): Logger { return this.opts.log }
+
+  /**
+   * refuseLateWrites tells failback from split brain: an old primary's
+   * records past the fork that it wrote before the other node was promoted
+   * are its last, unreplicated writes (failback discards them, with a
+   * report); records written after the promotion mean it served on as a
+   * primary alongside the new one. That is split brain, resolved only by an
+   * operator (--discard-local). Timestamps are compared across machines:
+   * keep their clocks in sync.
+   */
+  private async refuseLateWrites (reply: RegisterReply): Promise<void> {
+    const epoch = reply.history?.find(e => e.fromSeq === reply.forkSeq)
+    if (!epoch) return
+    await this.journal.indexed()
+    const late = (await this.journal.entries(reply.forkSeq! - 1)).filter(e => e.ts > epoch.at)
+    if (late.length === 0) return
+    throw new VolmirrorError('SPLIT_BRAIN',
+      `this node took ${late.length} writes as a primary after ${epoch.nodeId.slice(0, 8)} was promoted (epoch ${epoch.epoch}, ${new Date(epoch.at).toISOString()}): ` +
+      'split brain. Restart it with --discard-local to give them up (add --keep-discarded DIR to keep their bytes)', { details: { late: late.length, epoch: epoch.epoch } })
+  }
+
+  /**
+   * discard reports the records this node holds from `forkSeq` on, which
+   * the primary never had (an old primary's last writes, or its side of a
+   * split brain), and keeps the regions they touched in --keep-discarded
+   * (a sparse copy per volume at the same offsets, plus discarded.json)
+   * before the full sync overwrites them.
+   */
+  private async discard (forkSeq: number): Promise<Discarded> {
+    await this.journal.indexed()
+    const entries = await this.journal.entries(forkSeq - 1)
+    const rs = this.replica.regionSize
+    const regions = new Map<string, Set<number>>()
+    for (const e of entries) {
+      if (e.op !== 'write' && e.op !== 'zero' && e.op !== 'truncate') continue
+      let set = regions.get(e.volume)
+      if (!set) { set = new Set(); regions.set(e.volume, set) }
+      const end = e.op === 'truncate' ? e.offset + rs : e.offset + Math.max(1, e.length)
+      for (let r = Math.floor(e.offset / rs); r * rs < end; r++) set.add(r)
+    }
+    let count = 0
+    let bytes = 0
+    const kept: Array<{ volume: string, regions: number[] }> = []
+    const dir = this.opts.keepDiscarded
+    for (const [volume, set] of regions) {
+      const st = this.images.lstatSync(volume)
+      if (!st?.isFile()) continue
+      const list = [...set].filter(r => r * rs < st.size).sort((a, b) => a - b)
+      count += list.length
+      for (const r of list) bytes += Math.min(rs, st.size - r * rs)
+      kept.push({ volume, regions: list })
+      if (!dir || list.length === 0) continue
+      const { open: openFile } = await import('node:fs/promises')
+      await mkdir(dir, { recursive: true })
+      const src = await openFile(this.images.path(volume), 'r')
+      const dst = await openFile(path.join(dir, volume.replaceAll('/', '%2F')), 'w')
+      try {
+        const buf = Buffer.allocUnsafe(rs)
+        for (const r of list) {
+          const { bytesRead } = await src.read(buf, 0, rs, r * rs)
+          await dst.write(buf, 0, bytesRead, r * rs)
+        }
+      } finally {
+        await src.close()
+        await dst.close()
+      }
+    }
+    if (dir) {
+      const { writeFile } = await import('node:fs/promises')
+      await mkdir(dir, { recursive: true })
+      await writeFile(path.join(dir, 'discarded.json'), JSON.stringify({
+        forkSeq, records: entries.length, regionSize: rs, at: new Date().toISOString(),
+        note: 'regions of these volumes as this node held them before it discarded its records from forkSeq on; each volume file holds them at their own offsets',
+        volumes: kept,
+      }, null, 2) + '\n')
+    }
+    const d: Discarded = { forkSeq, records: entries.length, regions: count, bytes, ...(dir ? { keptIn: dir } : {}) }
+    this.log.warn('failback.discarded', { ...d, note: dir ? 'the bytes are kept for inspection' : 'start with --keep-discarded DIR to keep them' })
+    return d
+  }
 
   private watchPrimaryInfo (): void {
     const tick = (): void => {
@@ -284,6 +407,9 @@ export class DrNode {
         kept: h.kept, released: h.released, copied: h.copied, comparedBytes: h.comparedBytes,
       },
       replication: { ...this.follower.counters },
+      history: await this.store.history(),
+      ...(this.discarded ? { discarded: this.discarded } : {}),
+      ...(lag.splitBrain ? { splitBrain: lag.splitBrain } : {}),
     }
   }
 
@@ -320,6 +446,21 @@ async function learnRegionSize (opts: DrOptions): Promise<number | undefined> {
     throw new VolmirrorError('PEER_UNREACHABLE',
       `a new DR learns its region size from the primary, which cannot be reached (${(err as Error).message}); start it when the primary is up, or give --region-size`, { cause: err })
   }
+}
+
+/** localFiles lists the volume files of an image directory (not volmirror's own entries). */
+async function localFiles (images: ImageDir): Promise<string[]> {
+  const out: string[] = []
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await images.readdir(dir).catch(() => [])) {
+      if (dir === '' && e.name.startsWith('.volmirror')) continue
+      const name = dir ? `${dir}/${e.name}` : e.name
+      if (e.isDirectory()) await walk(name)
+      else if (e.isFile()) out.push(name)
+    }
+  }
+  await walk('')
+  return out
 }
 
 /** ensureImages recreates empty images for volumes whose files went missing; returns how many. */

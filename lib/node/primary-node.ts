@@ -10,7 +10,11 @@
 import path from 'node:path'
 import { readdirSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
+import { compareHistories, promoted, type History } from '../core/history.js'
 import { ControlServer } from '../control/control-socket.js'
+import { VolmirrorError } from '../errors.js'
+import { PrimaryClient } from '../http/client.js'
+import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
 import { PrimaryHttpServer } from '../http/server.js'
 import { FuseMount } from '../fuse/mount.js'
@@ -19,7 +23,7 @@ import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
 import { PrimaryFs } from '../primary/primary-fs.js'
 import { NameBirths } from '../primary/name-births.js'
 import { RegionReader, RegionVersions } from '../primary/region-reader.js'
-import { ReplicationSource } from '../primary/replication-source.js'
+import { ReplicationSource, type SplitBrain } from '../primary/replication-source.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
 import { ImageDir, type FaultHook } from '../store/image-dir.js'
@@ -49,6 +53,13 @@ export interface PrimaryOptions {
   tokenFile?: string
   /** Serve HTTPS with this certificate and key (PEM files). */
   tls?: { cert: string, key: string }
+  /**
+   * Start as a promoted DR: the state directory is a DR's (closed cleanly
+   * by the promotion); its applied seq ends the old epoch, a new one begins.
+   */
+  promote?: boolean
+  /** The primary this node followed before it was promoted: watched for split brain. */
+  formerPrimary?: PrimaryService
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -83,7 +94,11 @@ export interface PrimaryStatus {
   listen?: string
   seq: { last: number, applied: number, durableInImages: number }
   journal: JournalStats & { retained: boolean }
-  drs: Array<{ nodeId: string, ackedSeq: number, lagSeq: number, lastSeenAt: string }>
+  history: History
+  splitBrain?: SplitBrain
+  /** Set while a demotion waits for the DRs (writes are refused meanwhile). */
+  demoting?: boolean
+  drs: Array<{ nodeId: string, ackedSeq: number, lagSeq: number, lastSeenAt: string, listenUrl?: string }>
   volumes: VolumeStatus[]
   removedOutside: Array<{ name: string } & Flag>
 }
@@ -107,18 +122,26 @@ export class PrimaryNode {
     readonly control: ControlServer,
     readonly source: ReplicationSource,
     readonly http: PrimaryHttpServer | undefined,
+    readonly history: History,
+    readonly token: string,
   ) {}
+
+  private peerTimer: NodeJS.Timeout | undefined
+  private demoting = false
 
   /** start brings a primary up; on failure everything it opened is closed again. */
   static async start (opts: PrimaryOptions): Promise<PrimaryNode> {
     const log = opts.log
     const images = new ImageDir(opts.images, opts.faults ? { faults: opts.faults } : {})
     await images.check()
-    const store = await StateStore.open(opts.state, { role: 'primary', ...(opts.regionSize !== undefined ? { regionSize: opts.regionSize } : {}) })
+    const store = await StateStore.open(opts.state, {
+      role: 'primary', ...(opts.regionSize !== undefined ? { regionSize: opts.regionSize } : {}), ...(opts.promote ? { allowRoles: ['dr' as const] } : {}),
+    })
     const cleanup: Array<() => Promise<void> | void> = [() => store.close()]
     try {
       const journal = new Journal(store, log)
       await journal.open()
+      const history = store.identity.role === 'dr' ? await promoteState(store, journal, log) : await store.ensureHistory()
       const files = new VolumeFiles(images)
       cleanup.unshift(() => files.closeAll())
       const applier = new RecordApplier(images, files, { zeroes: 'write', deletes: 'unlink' })
@@ -151,6 +174,7 @@ export class PrimaryNode {
       })
       const reader = new RegionReader(images, files, versions, () => fs.appliedSeq, name => births.of(name))
       const source = new ReplicationSource(store, journal, images, reader, births, () => fs.appliedSeq, log, opts.groupMs)
+      source.history = () => history
       sourceRef = source
       await source.open()
       cleanup.unshift(() => source.close())
@@ -221,9 +245,10 @@ export class PrimaryNode {
       }
 
       const control = new ControlServer(store.dir, log)
-      const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source, http)
+      const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source, http, history, token)
       control.handle('status', async () => await node.status())
       await control.listen()
+      node.watchPeers()
       log.info('node.ready', { role: 'primary', mount: mount.mountPoint, images: images.root, state: store.dir, lastSeq: journal.lastSeq, pid: process.pid })
       return node
     } catch (err) {
@@ -258,10 +283,98 @@ export class PrimaryNode {
       ...(this.http ? { listen: this.http.url } : {}),
       seq: { last: this.journal.lastSeq, applied: this.fs.appliedSeq, durableInImages: this.checkpointer.imageSeq },
       journal: { ...this.journal.stats(), retained: this.opts.retainJournal ?? false },
-      drs: this.source.drs().map(d => ({ nodeId: d.nodeId, ackedSeq: d.ackedSeq, lagSeq: Math.max(0, this.journal.lastSeq - d.ackedSeq), lastSeenAt: d.lastSeenAt })),
+      history: this.history,
+      ...(this.source.splitBrain ? { splitBrain: this.source.splitBrain } : {}),
+      ...(this.demoting ? { demoting: true } : {}),
+      drs: this.source.drs().map(d => ({
+        nodeId: d.nodeId, ackedSeq: d.ackedSeq, lagSeq: Math.max(0, this.journal.lastSeq - d.ackedSeq), lastSeenAt: d.lastSeenAt,
+        ...(d.listenUrl ? { listenUrl: d.listenUrl } : {}),
+      })),
       volumes,
       removedOutside: [...flags].filter(([name, f]) => f.reason === 'removed-outside' && !present.has(name)).map(([name, f]) => ({ name, ...f })),
     }
+  }
+
+  /**
+   * demote prepares a planned switchover: it stops accepting writes, makes
+   * the journal durable, and waits until every registered DR acknowledged
+   * everything. Nothing is lost: the DR that is then promoted has it all.
+   * On timeout writes resume and NOT_CAUGHT_UP is thrown. Returns the last
+   * seq and where the DR to follow will serve once promoted.
+   */
+  async demote (timeoutMs: number): Promise<{ lastSeq: number, follow: string | undefined }> {
+    const drs = this.source.drs()
+    if (drs.length === 0) throw new VolmirrorError('NOT_CAUGHT_UP', 'no DR is registered with this primary: there is nobody to hand over to')
+    this.demoting = true
+    this.fs.setReadOnly('this primary is being demoted (planned switchover)')
+    try {
+      await this.fs.quiesce()
+      await this.journal.sync()
+      const last = this.journal.lastSeq
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const behind = this.source.drs().filter(d => d.ackedSeq < last)
+        if (behind.length === 0) break
+        if (Date.now() > deadline) {
+          throw new VolmirrorError('NOT_CAUGHT_UP', `DRs have not acknowledged everything within ${Math.round(timeoutMs / 1000)} s: ` +
+            behind.map(d => `${d.nodeId.slice(0, 8)} at ${d.ackedSeq} of ${last}`).join(', '), { details: { lastSeq: last } })
+        }
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+      this.opts.log.info('node.demoted', { lastSeq: last, drs: drs.length })
+      return { lastSeq: last, follow: drs.find(d => d.listenUrl)?.listenUrl }
+    } catch (err) {
+      this.fs.setReadOnly(undefined)
+      this.demoting = false
+      throw err
+    }
+  }
+
+  /**
+   * watchPeers looks for split brain while running: a primary this node
+   * replaced that still serves (it takes writes in an old epoch), or a DR
+   * of this node that now serves in a newer epoch (this node is the old
+   * one). Either is reported and stops replication (see ReplicationSource).
+   */
+  private watchPeers (): void {
+    const peers: Array<{ label: string, service: PrimaryService }> = []
+    if (this.opts.formerPrimary) peers.push({ label: 'former primary', service: this.opts.formerPrimary })
+    const tick = (): void => {
+      this.peerTimer = setTimeout(() => {
+        void this.checkPeers(peers).finally(() => { if (this.peerTimer) tick() })
+      }, 3000)
+      this.peerTimer.unref()
+    }
+    tick()
+  }
+
+  private async checkPeers (fixed: Array<{ label: string, service: PrimaryService }>): Promise<void> {
+    const peers = [...fixed]
+    for (const d of this.source.drs()) {
+      if (d.listenUrl) peers.push({ label: `DR ${d.nodeId.slice(0, 8)}`, service: this.peerClient(d.listenUrl) })
+    }
+    for (const p of peers) {
+      const info = await p.service.info().catch(() => undefined)
+      if (!info || info.role !== 'primary' || info.nodeId === this.store.identity.nodeId || !info.history) continue
+      // Judge the peer as if it were to follow us, and us as if we were to follow it.
+      const theirs = compareHistories(info.history, this.history, info.lastSeq)
+      const ours = compareHistories(this.history, info.history, this.journal.lastSeq)
+      let reason: string | undefined
+      if (theirs.kind === 'split-brain') reason = theirs.reason
+      else if (ours.kind === 'split-brain') reason = ours.reason
+      else if (theirs.kind === 'discard') reason = `the ${p.label} (${info.nodeId.slice(0, 8)}) still serves epoch ${info.epoch} and has taken writes past seq ${theirs.forkSeq - 1}, where epoch ${this.store.identity.epoch} began`
+      if (reason && !this.source.splitBrain) {
+        this.source.splitBrain = { peer: info.nodeId, reason, at: new Date().toISOString() }
+        this.opts.log.error('split_brain.detected', { peer: info.nodeId, reason })
+      }
+    }
+  }
+
+  private readonly peerClients = new Map<string, PrimaryService>()
+  private peerClient (url: string): PrimaryService {
+    let c = this.peerClients.get(url)
+    if (!c) { c = new PrimaryClient(url, { token: this.token, timeoutMs: 2000 }); this.peerClients.set(url, c) }
+    return c
   }
 
   /** close unmounts, finishes what is in flight, checkpoints and closes the state; safe to call twice. */
@@ -272,6 +385,9 @@ export class PrimaryNode {
 
   private async doClose (): Promise<void> {
     const log = this.opts.log
+    clearTimeout(this.peerTimer)
+    this.peerTimer = undefined
+    for (const c of this.peerClients.values()) await (c as PrimaryClient).close().catch(() => {})
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
     await this.http?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
@@ -285,6 +401,28 @@ export class PrimaryNode {
     await this.store.close()
     log.info('node.stopped', { role: 'primary', lastSeq: this.journal.lastSeq })
   }
+}
+
+/**
+ * promoteState turns a DR's state directory (closed cleanly by a
+ * promotion) into a primary's: records it stored past its last applied
+ * group are dropped, a new epoch begins after the applied seq, and the role
+ * becomes primary.
+ */
+async function promoteState (store: StateStore, journal: Journal, log: Logger): Promise<History> {
+  const follow = await store.getMeta<{ appliedSeq: number, primaryId: string }>('dr')
+  const applied = follow?.appliedSeq ?? 0
+  const imageSeq = (await store.getMeta<number>('imageSeq')) ?? 0
+  if (imageSeq < applied) {
+    throw new VolmirrorError('STATE_INVALID', `this DR was not closed cleanly (images durable to ${imageSeq}, applied ${applied}): start it as a DR once, then promote it`)
+  }
+  await journal.indexed()
+  if (journal.lastSeq > applied) await journal.truncateAfter(applied)
+  const history = promoted(await store.history(), store.identity.nodeId, applied)
+  await store.setHistory(history)
+  await store.setIdentity({ role: 'primary', epoch: history[history.length - 1]!.epoch })
+  log.info('node.promoted', { epoch: history[history.length - 1]!.epoch, fromSeq: applied + 1, formerPrimary: follow?.primaryId })
+  return history
 }
 
 /** filesAt lists the volume names at or under `name` (a file, or a directory's files). */

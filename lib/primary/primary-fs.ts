@@ -45,6 +45,13 @@ export class PrimaryFs implements VolumeFs {
   onApplyFailed: ((volume: string, seq: number, err: Error) => void) | undefined
   /** Called after a change that is not journaled (times, owner) so watchers know it was ours. */
   onUnjournaledChange: ((volume: string) => void) | undefined
+  /** While set (a demotion in progress), every mutation answers READ_ONLY. */
+  private readOnlyReason: string | undefined
+
+  /** setReadOnly stops (with a reason) or resumes accepting mutations. */
+  setReadOnly (reason: string | undefined): void {
+    this.readOnlyReason = reason
+  }
 
   constructor (
     private readonly images: ImageDir,
@@ -64,6 +71,7 @@ export class PrimaryFs implements VolumeFs {
 
   /** mutate journals a mutation and applies it to the image: the write path. */
   private mutate (fields: RecordFields): EncodedRecord {
+    if (this.readOnlyReason) throw new VolmirrorError('READ_ONLY', this.readOnlyReason)
     const rec = this.journal.append(fields)
     this.apply(rec)
     return rec
@@ -235,6 +243,7 @@ export class PrimaryFs implements VolumeFs {
       let open!: () => void
       this.gate = new Promise<void>(resolve => { open = resolve })
       try {
+        if (this.readOnlyReason) throw new VolmirrorError('READ_ONLY', this.readOnlyReason)
         await this.checkpointer.run()
         await validate()
         // Durable before applied: a rename on disk that the journal lost

@@ -21,6 +21,7 @@ import type { ImageDir } from '../store/image-dir.js'
 import type { Journal } from '../store/journal.js'
 import type { JsonLevel, StateStore } from '../store/state-store.js'
 import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
+import { compareHistories, type History } from '../core/history.js'
 import type { NameBirths } from './name-births.js'
 import type { RegionReader } from './region-reader.js'
 import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
@@ -35,6 +36,15 @@ export interface DrRecord {
   ackedSeq: number
   registeredAt: string
   lastSeenAt: string
+  /** Where the DR serves once promoted (for switchovers and split-brain checks). */
+  listenUrl?: string
+}
+
+/** SplitBrain records a split brain this primary detected. */
+export interface SplitBrain {
+  peer: string
+  reason: string
+  at: string
 }
 
 interface Waiter { after: number, wake: () => void }
@@ -48,6 +58,10 @@ export class ReplicationSource implements PrimaryService {
   private readonly registry = new Map<string, DrRecord>()
   private readonly drLevel: JsonLevel
   private persistTimer: NodeJS.Timeout | undefined
+  /** Set when a peer showed a history this primary cannot reconcile with. */
+  splitBrain: SplitBrain | undefined
+  /** The primary's history (which node was primary when). */
+  history: () => History = () => []
 
   constructor (
     private readonly store: StateStore,
@@ -116,7 +130,7 @@ export class ReplicationSource implements PrimaryService {
     const id = this.store.identity
     const j = this.journal.stats()
     return {
-      nodeId: id.nodeId, epoch: id.epoch, role: id.role, regionSize: id.regionSize,
+      nodeId: id.nodeId, epoch: id.epoch, history: this.history(), role: id.role, regionSize: id.regionSize,
       lastSeq: this.journal.lastSeq, indexedSeq: this.journal.indexedSeq, groupEnd: this.groupEnd,
       firstSeq: j.firstSeq, journalBytes: j.bytes, time: Date.now(),
     }
@@ -184,7 +198,22 @@ export class ReplicationSource implements PrimaryService {
     }
     const known = this.registry.get(r.nodeId)
     const now = new Date().toISOString()
-    const canResume = known !== undefined && r.appliedSeq !== undefined &&
+    const history = this.history()
+    if (this.splitBrain && this.splitBrain.peer === r.nodeId && r.discardLocal) {
+      this.log.warn('split_brain.resolved', { peer: r.nodeId, by: 'the peer discards its side (--discard-local)' })
+      this.splitBrain = undefined
+    }
+    if (this.splitBrain && !r.discardLocal) throw this.refusal()
+    const verdict = compareHistories(r.history ?? [], history, r.lastSeq ?? r.appliedSeq ?? 0)
+    if (verdict.kind === 'split-brain') {
+      this.splitBrain = { peer: r.nodeId, reason: verdict.reason, at: now }
+      this.log.error('split_brain.detected', { peer: r.nodeId, reason: verdict.reason, discardLocal: r.discardLocal === true })
+      if (!r.discardLocal) {
+        throw new VolmirrorError('SPLIT_BRAIN', `${verdict.reason}. Nothing is replicated until an operator picks the side to overwrite: restart that node as a DR of the other with --discard-local`,
+          { details: { reason: verdict.reason } })
+      }
+    }
+    const canResume = verdict.kind === 'follow' && !r.discardLocal && known !== undefined && r.appliedSeq !== undefined &&
       r.appliedSeq >= this.journal.firstSeq - 1 && r.appliedSeq <= this.journal.indexedSeq
     let startSeq: number
     if (canResume) {
@@ -195,14 +224,21 @@ export class ReplicationSource implements PrimaryService {
       startSeq = this.journal.indexedSeq
       this.groupEnd = Math.max(this.groupEnd, startSeq)
     }
-    const rec: DrRecord = { nodeId: r.nodeId, epoch: r.epoch, startSeq, ackedSeq: startSeq, registeredAt: known?.registeredAt ?? now, lastSeenAt: now }
+    const rec: DrRecord = {
+      nodeId: r.nodeId, epoch: r.epoch, startSeq, ackedSeq: startSeq, registeredAt: known?.registeredAt ?? now, lastSeenAt: now,
+      ...(r.listenUrl ? { listenUrl: r.listenUrl } : {}),
+    }
     this.registry.set(r.nodeId, rec)
     await this.drLevel.put(r.nodeId, rec, { sync: true } as object)
-    this.log.info(canResume ? 'dr.resumed' : 'dr.registered', { dr: r.nodeId, startSeq, fullSync: !canResume })
-    return { primaryId: id.nodeId, epoch: id.epoch, regionSize: id.regionSize, startSeq, fullSync: !canResume }
+    this.log.info(canResume ? 'dr.resumed' : 'dr.registered', { dr: r.nodeId, startSeq, fullSync: !canResume, verdict: verdict.kind })
+    return {
+      primaryId: id.nodeId, epoch: id.epoch, regionSize: id.regionSize, startSeq, fullSync: !canResume, history,
+      ...(verdict.kind !== 'follow' ? { forkSeq: verdict.forkSeq } : {}),
+    }
   }
 
   async groups (req: GroupRequest): Promise<GroupBatch> {
+    if (this.splitBrain) throw this.refusal()
     const dr = this.registry.get(req.nodeId)
     if (!dr) throw new VolmirrorError('NOT_REGISTERED', `DR ${req.nodeId} is not registered with this primary (register first)`)
     if (!Number.isSafeInteger(req.after) || req.after < 0) throw new VolmirrorError('BAD_REQUEST', 'groups: bad "after"')
@@ -233,6 +269,12 @@ export class ReplicationSource implements PrimaryService {
     if (!dr) throw new VolmirrorError('NOT_REGISTERED', `DR ${nodeId} is not registered with this primary`)
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.groupEnd) throw new VolmirrorError('BAD_REQUEST', `ack: bad seq ${seq}`)
     this.acknowledge(dr, seq)
+  }
+
+  private refusal (): VolmirrorError {
+    const sb = this.splitBrain!
+    return new VolmirrorError('SPLIT_BRAIN', `split brain with ${sb.peer.slice(0, 8)} (${sb.reason}): this node does not replicate until an operator restarts the side to overwrite as a DR of the other with --discard-local`,
+      { details: { ...sb } })
   }
 
   private acknowledge (dr: DrRecord, seq: number): void {

@@ -7,6 +7,7 @@
  * one. A DR only ever talks to this interface, so one conformance suite
  * (test/integration/primary-service.test.ts) runs against both.
  */
+import type { History } from '../core/history.js'
 import type { DecodedRecord } from '../core/record.js'
 import type { Role } from '../store/state-store.js'
 
@@ -14,6 +15,8 @@ import type { Role } from '../store/state-store.js'
 export interface NodeInfo {
   nodeId: string
   epoch: number
+  /** Which node was primary when (lib/core/history.ts). */
+  history?: History
   role: Role
   regionSize: number
   /** Last seq appended, and the last one readable by DRs (indexed). */
@@ -84,6 +87,13 @@ export interface Registration {
   regionSize: number
   /** The DR's applied seq when it resumes; undefined for a DR starting from nothing. */
   appliedSeq?: number
+  /** The DR's history and the last seq it holds (an old primary holds its own records): checked for failback and split brain. */
+  history?: History
+  lastSeq?: number
+  /** Where the DR will serve if it is promoted (for a planned switchover, and split-brain checks). */
+  listenUrl?: string
+  /** The DR gives up whatever it holds that the primary does not (resolving a split brain). */
+  discardLocal?: boolean
 }
 
 /** RegisterReply tells a DR where to start. */
@@ -99,6 +109,13 @@ export interface RegisterReply {
    * and follow from `startSeq`.
    */
   fullSync: boolean
+  /** The primary's history, which the DR adopts. */
+  history?: History
+  /**
+   * Set when the DR holds records the primary never had (from this seq on):
+   * they are discarded by the full sync; the DR reports them first.
+   */
+  forkSeq?: number
 }
 
 /** GroupBatch is a piece of the journal for a DR: records in (after, ...], and the group they belong to. */

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
+import { firstHistory, type History } from '../core/history.js'
 import { VolmirrorError } from '../errors.js'
 
 /** Role is what a node does now; it is state, not a different binary. */
@@ -149,6 +150,25 @@ export class StateStore {
     const next = { ...this.identity, ...patch }
     await this.meta.put('identity', next, SYNC)
     this.identity = next
+  }
+
+  /** history is the node's epoch history (a first primary's when none is recorded yet). */
+  async history (): Promise<History> {
+    return (await this.getMeta<History>('history')) ?? []
+  }
+
+  /** setHistory records the node's history, durably. */
+  async setHistory (h: History): Promise<void> {
+    await this.putMeta('history', h, true)
+  }
+
+  /** ensureHistory gives a first primary its epoch 0. */
+  async ensureHistory (): Promise<History> {
+    const h = await this.history()
+    if (h.length > 0) return h
+    const first = firstHistory(this.identity.nodeId)
+    await this.setHistory(first)
+    return first
   }
 
   /** getMeta reads one JSON meta value. */
