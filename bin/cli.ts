@@ -72,14 +72,16 @@ common(program.command('primary'))
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--group-interval <duration>', 'how often a consistency group is closed and offered to DRs', '100ms')
+  .option('--journal-limit <size>', 'journal kept for a lagging DR; past it, the oldest records become dirty regions it resyncs', '1G')
   .addHelpText('after', `
 Example:
   volmirror primary --images ./images --state ./state --mount ./mnt --listen 0.0.0.0:7070
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state
   scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string }) => {
     const regionSize = regionSizeOption(o.regionSize)
+    const journalLimit = usage('--journal-limit', () => parseSize(o.journalLimit, '--journal-limit'))
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
     const groupMs = durationOption('--group-interval', o.groupInterval)
     const listen = o.listen !== undefined ? parseListen(o.listen) : undefined
@@ -90,7 +92,7 @@ Example:
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
-      primary: { retainJournal: o.retainJournal, groupMs, ...(o.tlsCert && o.tlsKey ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}) },
+      primary: { retainJournal: o.retainJournal, groupMs, journalLimit, ...(o.tlsCert && o.tlsKey ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}) },
     })
     await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
   })

@@ -28,6 +28,8 @@ function formatDr (s: DrStatus): string {
     (s.fetched.failures > 0 ? `, ${s.fetched.failures} failed fetches` : ''))
   const rate = Number.isFinite(s.hydration.bytesPerSecond) ? (s.hydration.bytesPerSecond === 0 ? 'off (on demand only)' : `${formatBytes(s.hydration.bytesPerSecond)}/s`) : 'unlimited'
   lines.push(`  hydrate  ${s.hydration.complete ? 'complete' : 'in progress'}, rate ${rate}; regions kept ${s.hydration.kept}, released ${s.hydration.released}, copied ${s.hydration.copied}`)
+  const mode = s.resync && !s.consistent ? `resyncing (${s.resync.dirtyRegions} dirty regions after an outage)` : s.hydration.complete ? 'journaling' : 'hydrating'
+  lines.push(`  mode     ${mode}`)
   lines.push(`  overall  ${s.consistent ? 'CONSISTENT (a failover target as of seq ' + s.seq.applied + ')' : 'INCONSISTENT'}`)
   lines.push('')
   if (s.volumes.length === 0) {
@@ -69,7 +71,9 @@ function formatPrimary (s: PrimaryStatus): string {
   for (const r of s.removedOutside) lines.push(`  ${r.name}: removed outside the mount since ${r.since}`)
   if (s.drs.length > 0) {
     lines.push('')
-    for (const d of s.drs) lines.push(`  DR ${d.nodeId.slice(0, 8)}  acknowledged seq ${d.ackedSeq} (${d.lagSeq} behind), last seen ${d.lastSeenAt}`)
+    for (const d of s.drs) {
+      lines.push(`  DR ${d.nodeId.slice(0, 8)}  ${d.mode}${d.mode === 'bitmap' ? ` (${formatBytes(d.dirtyBytes)} dirty, to resync)` : ''}; acknowledged seq ${d.ackedSeq} (${d.lagSeq} behind), last seen ${d.lastSeenAt}`)
+    }
   }
   return lines.join('\n')
 }

@@ -16,7 +16,7 @@
 import type { JournalRecord } from '../core/record.js'
 import { isVolmirrorError, VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { GroupBatch, PrimaryService, RegisterReply, Registration } from '../replication/protocol.js'
+import type { GroupBatch, PrimaryService, RegisterReply, Registration, ResyncPlan } from '../replication/protocol.js'
 import type { Journal } from '../store/journal.js'
 import type { StateStore } from '../store/state-store.js'
 import type { ApplyLock } from './apply-lock.js'
@@ -51,6 +51,13 @@ export interface FollowerHooks {
   registration: () => Promise<Partial<Registration>>
   /** Called when the primary says the DR must compare everything (new DR, or records gone). */
   fullSync: (reply: RegisterReply) => Promise<void>
+  /**
+   * Called when the primary dropped records this DR had not acknowledged
+   * (journal limit): mark the regions they touched (and those of records
+   * stored but not applied here) absent, reconcile the volumes; the journal
+   * then continues from `plan.fromSeq`.
+   */
+  resync: (plan: ResyncPlan) => Promise<void>
   /** Called (synchronously, under the apply lock) to apply one record. */
   apply: (rec: JournalRecord) => void
   /** Called after a group is applied. */
@@ -69,7 +76,7 @@ export class Follower {
   private pendingAgeMs = 0
   private pendingAgeAt = 0
   /** Groups applied, records and bytes received. */
-  readonly counters = { groups: 0, records: 0, bytes: 0, reconnects: 0 }
+  readonly counters = { groups: 0, records: 0, bytes: 0, reconnects: 0, resyncs: 0 }
 
   constructor (
     private readonly service: PrimaryService,
@@ -132,8 +139,14 @@ export class Follower {
         }
         if (isVolmirrorError(err, 'RESYNC_REQUIRED')) {
           this.log.warn('follow.resync_required', { err })
-          this.registered = false
-          this.forceFullSync = true
+          try {
+            await this.resync()
+          } catch (e) {
+            // No plan (the records are simply gone): compare everything.
+            this.log.warn('follow.full_sync_needed', { err: e })
+            this.registered = false
+            this.forceFullSync = true
+          }
           continue
         }
         failures++
@@ -184,6 +197,17 @@ export class Follower {
       this.log.info('follow.resumed', { primary: reply.primaryId, appliedSeq: this.appliedSeq })
     }
     this.registered = true
+  }
+
+  private async resync (): Promise<void> {
+    const plan = await this.service.resync(this.store.identity.nodeId)
+    this.pending = []
+    await this.hooks.resync(plan)
+    await this.journal.restartAt(plan.fromSeq)
+    this.state = { ...this.state!, appliedSeq: plan.fromSeq }
+    await this.store.putMeta('dr', this.state, true)
+    this.counters.resyncs++
+    this.log.info('follow.resyncing', { fromSeq: plan.fromSeq, dirtyVolumes: plan.dirty.length, dirtyRegions: plan.dirty.reduce((n, d) => n + d.regions.length, 0) })
   }
 
   private async pollOnce (): Promise<void> {

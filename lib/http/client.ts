@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs'
 import { Pool, type Dispatcher } from 'undici'
 import { VolmirrorError } from '../errors.js'
 import { decodeGroupFrame } from '../replication/group-frame.js'
-import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList } from '../replication/protocol.js'
+import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type ResyncPlan, type Registration, type VolumeList } from '../replication/protocol.js'
 import { parseContentRange, rangeHeader } from './range.js'
 import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
 import { errorFromResponse } from './status.js'
@@ -178,6 +178,10 @@ export class PrimaryClient implements PrimaryService {
       if (batch.after !== req.after) throw new VolmirrorError('PEER_PROTOCOL', `GET /v1/groups: asked for records after ${req.after}, got a frame after ${batch.after}`)
       return batch
     })
+  }
+
+  async resync (nodeId: string): Promise<ResyncPlan> {
+    return await this.json<ResyncPlan>('POST', '/v1/resync', { node: nodeId })
   }
 
   async ack (nodeId: string, seq: number): Promise<void> {

@@ -15,6 +15,7 @@
  *   GET  /v1/volumes/NAME/regions/INDEX?first=OFFSET         one region, streamed, rotated to `first`
  *        (headers X-Volmirror-As-Of, -Size, -Region-Start, -Region-End, -First: lib/http/wire.ts)
  *   POST /v1/register                         Registration -> RegisterReply
+ *   POST /v1/resync                           {node} -> ResyncPlan (after RESYNC_REQUIRED)
  *   GET  /v1/groups?node&after&wait&max       a group frame (lib/replication/group-frame.ts)
  *   POST /v1/ack                              {"node","seq"} -> 204
  *
@@ -211,6 +212,7 @@ export class PrimaryHttpServer {
         case 'register': return [is('POST') ? (req, res) => this.postRegister(req, res) : undefined, 'POST']
         case 'groups': return [is('GET') ? (_req, res, q) => this.getGroups(res, q) : undefined, 'GET']
         case 'ack': return [is('POST') ? (req, res) => this.postAck(req, res) : undefined, 'POST']
+        case 'resync': return [is('POST') ? (req, res) => this.postResync(req, res) : undefined, 'POST']
       }
     }
     if (seg[0] === 'volumes' && seg.length >= 2) {
@@ -397,6 +399,11 @@ export class PrimaryHttpServer {
     res.writeHead(200, { 'content-type': GROUP_FRAME_TYPE, 'content-length': length, 'cache-control': 'no-store' })
     for (const p of pieces) res.write(p)
     res.end()
+  }
+
+  private async postResync (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const o = await readJsonObject(req, LIMITS.maxBodyBytes)
+    sendJson(res, 200, await this.service.resync(stringField(o, 'node')))
   }
 
   private async postAck (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

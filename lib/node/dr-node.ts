@@ -27,7 +27,9 @@ import { ReplicaFiles } from '../dr/replica-files.js'
 import { VolmirrorError } from '../errors.js'
 import { FuseMount } from '../fuse/mount.js'
 import type { Logger } from '../log.js'
-import type { PrimaryService, RegisterReply } from '../replication/protocol.js'
+import type { PrimaryService, RegisterReply, ResyncPlan, VolumeList } from '../replication/protocol.js'
+import { regionCount } from '../core/region-map.js'
+import { sameVolume } from '../dr/dr-volumes.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
 import { ImageDir } from '../store/image-dir.js'
@@ -98,7 +100,9 @@ export interface DrStatus {
   volumes: DrVolumeStatus[]
   fetched: { onDemandBytes: number, hydrationBytes: number, fetches: number, retries: number, failures: number }
   hydration: { bytesPerSecond: number, complete: boolean, kept: number, released: number, copied: number, comparedBytes: number }
-  replication: { groups: number, records: number, bytes: number, reconnects: number }
+  replication: { groups: number, records: number, bytes: number, reconnects: number, resyncs: number }
+  /** The last resync after an outage (journal limit): how much it had to fetch again. */
+  resync?: { fromSeq: number, dirtyRegions: number, at: string }
   history: History
   /** What the last full sync discarded (failback). */
   discarded?: Discarded
@@ -112,6 +116,7 @@ export class DrNode {
   private primaryJournalBytes: number | undefined
   private infoTimer: NodeJS.Timeout | undefined
   private discarded: Discarded | undefined
+  private lastResync: { fromSeq: number, dirtyRegions: number, at: string } | undefined
 
   private constructor (
     readonly opts: DrOptions,
@@ -173,6 +178,7 @@ export class DrNode {
           ...(opts.discardLocal ? { discardLocal: true } : {}),
         }),
         fullSync: async reply => await node!.fullSync(reply),
+        resync: async plan => await node!.resync(plan),
         apply: rec => applier.apply(rec),
         applied: seq => replica.rule.prune(seq),
       }, opts.pollWaitMs !== undefined ? { waitMs: opts.pollWaitMs } : {})
@@ -232,14 +238,26 @@ export class DrNode {
     if (reply.forkSeq !== undefined && !this.opts.discardLocal) await this.refuseLateWrites(reply)
     if (reply.forkSeq !== undefined) this.discarded = await this.discard(reply.forkSeq)
     if (reply.history) await this.store.setHistory(reply.history)
-    const list = await this.opts.primary.volumes()
+    await this.reconcile(await this.opts.primary.volumes(), reply.startSeq, true)
+    this.log.info('dr.full_sync_started', { volumes: this.volumes.list().length, startSeq: reply.startSeq })
+    this.hydrator.kick()
+  }
+
+  /**
+   * reconcile makes the DR's volumes those of a primary listing: files the
+   * primary does not have are kept aside; every listed volume exists with
+   * its size. With `all`, every region becomes absent (a full sync); else
+   * only volumes that are new or whose name was born otherwise (renamed or
+   * replaced while the DR was away), and regions past a volume's old end.
+   */
+  private async reconcile (list: VolumeList, seq: number, all: boolean): Promise<void> {
     const wanted = new Set(list.volumes.map(v => v.name))
     // Volumes the primary does not have (in the table, or files an old
     // primary left) are kept aside, not destroyed.
     for (const name of await localFiles(this.images)) {
       if (wanted.has(name)) continue
       this.files.removed(name)
-      const aside = this.images.reservedPath('deleted', keptAsideName(reply.startSeq, name))
+      const aside = this.images.reservedPath('deleted', keptAsideName(seq, name))
       await mkdir(path.dirname(aside), { recursive: true })
       await rename(this.images.path(name), aside).catch(() => {})
       this.log.info('dr.kept_aside', { volume: name, in: aside })
@@ -254,20 +272,65 @@ export class DrNode {
       await mkdir(path.dirname(this.images.path(pv.name)), { recursive: true })
       // Created if missing, never truncated first: a stale copy is compared, not discarded.
       const fd = this.images.openSync(pv.name, constants.O_CREAT | constants.O_RDWR, pv.mode || 0o644)
+      const oldSize = this.images.fstatSync(fd).size
       this.images.ftruncateSync(fd, pv.size, pv.name)
       this.images.closeSync(fd)
       const existing = this.volumes.get(pv.name)
+      const same = existing !== undefined && sameVolume(existing, pv.birth)
       const v = existing ?? this.volumes.add(pv.name, pv.birth ?? -1)
       if (existing) this.volumes.setBirth(pv.name, pv.birth ?? -1)
-      this.replica.forget(v.id)
-      await this.regionStore.forget(v.id)
-      this.replica.track(v.id)
+      if (all || !same) {
+        this.replica.forget(v.id)
+        await this.regionStore.forget(v.id)
+        this.replica.track(v.id)
+        continue
+      }
+      // Same volume: regions past its old end are unknown here.
+      const map = this.replica.map(v.id)
+      const keep = Math.floor(oldSize / this.replica.regionSize)
+      map.resize(Math.min(map.length, keep))
+      map.resize(regionCount(pv.size, this.replica.regionSize))
     }
-    this.log.info('dr.full_sync_started', { volumes: list.volumes.length, startSeq: reply.startSeq })
-    this.hydrator.kick()
   }
 
   private get log (): Logger { return this.opts.log }
+
+  /**
+   * resync takes a resync plan (DESIGN "Resync after an outage"): volumes
+   * reconciled with the primary's listing (a volume whose name was born
+   * otherwise is another volume: all its regions absent), the dirty regions
+   * and those of records stored here but never applied made absent. The
+   * hydrator then fetches them by the asOf rule while new groups are
+   * applied. The region maps are made durable before this DR moves on.
+   */
+  private async resync (plan: ResyncPlan): Promise<void> {
+    // Records stored but not applied (a group cut off by the outage).
+    const applied = this.follower.appliedSeq
+    await this.journal.indexed()
+    const unapplied = await this.journal.entries(applied)
+    const invalid = new Map<string, Set<number>>()
+    const mark = (volume: string, r: number): void => {
+      let s = invalid.get(volume)
+      if (!s) { s = new Set(); invalid.set(volume, s) }
+      s.add(r)
+    }
+    const rs = this.replica.regionSize
+    for (const e of unapplied) {
+      if (e.op !== 'write' && e.op !== 'zero' && e.op !== 'truncate') continue
+      for (let r = Math.floor(e.offset / rs); r * rs < e.offset + Math.max(1, e.length); r++) mark(e.volume, r)
+    }
+    for (const d of plan.dirty) for (const r of d.regions) mark(d.volume, r)
+    await this.reconcile(plan.volumes, plan.fromSeq, false)
+    let count = 0
+    for (const [volume, set] of invalid) {
+      const v = this.volumes.get(volume)
+      if (!v) continue
+      for (const r of set) { this.replica.invalidate(v.id, r); count++ }
+    }
+    this.lastResync = { fromSeq: plan.fromSeq, dirtyRegions: count, at: new Date().toISOString() }
+    await this.checkpointer.run()
+    this.hydrator.kick()
+  }
 
   /**
    * refuseLateWrites tells failback from split brain: an old primary's
@@ -400,6 +463,7 @@ export class DrNode {
       lag,
       consistent: volumes.every(v => v.state === 'consistent'),
       volumes,
+      ...(this.lastResync ? { resync: this.lastResync } : {}),
       fetched: { onDemandBytes: f.readBytes, hydrationBytes: f.hydrateBytes, fetches: f.fetches, retries: f.retries, failures: f.failures },
       hydration: {
         bytesPerSecond: this.opts.hydrateRate ?? Infinity,

@@ -28,7 +28,7 @@ export interface RunnerConfig {
   regionSize?: number
   checkpointMs?: number
   /** Primary role (and a DR once promoted). */
-  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls'>
+  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit'>
   listen?: { host: string, port: number }
   tokenFile?: string
   /** DR role. */

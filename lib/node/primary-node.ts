@@ -60,6 +60,8 @@ export interface PrimaryOptions {
   promote?: boolean
   /** The primary this node followed before it was promoted: watched for split brain. */
   formerPrimary?: PrimaryService
+  /** Bytes of journal kept for lagging DRs before their oldest records become dirty regions (default 1 GiB). */
+  journalLimit?: number
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -98,7 +100,16 @@ export interface PrimaryStatus {
   splitBrain?: SplitBrain
   /** Set while a demotion waits for the DRs (writes are refused meanwhile). */
   demoting?: boolean
-  drs: Array<{ nodeId: string, ackedSeq: number, lagSeq: number, lastSeenAt: string, listenUrl?: string }>
+  drs: Array<{
+    nodeId: string
+    ackedSeq: number
+    lagSeq: number
+    lastSeenAt: string
+    listenUrl?: string
+    /** journaling: every record kept for it; bitmap: some were dropped, it will resync dirty regions. */
+    mode: 'journaling' | 'bitmap'
+    dirtyBytes: number
+  }>
   volumes: VolumeStatus[]
   removedOutside: Array<{ name: string } & Flag>
 }
@@ -151,10 +162,14 @@ export class PrimaryNode {
         appliedSeq: () => fsRef?.appliedSeq ?? journal.lastSeq,
         appendedBytes: () => journal.appendedBytes,
         ...(opts.checkpointMs !== undefined ? { intervalMs: opts.checkpointMs } : {}),
+        // Checkpoint often enough that a small journal limit is enforced in time.
+        maxBytes: Math.min(256 * 1024 * 1024, Math.max(1024 * 1024, Math.floor((opts.journalLimit ?? Infinity) / 4))),
         onCheckpoint: async (imageSeq) => {
-          // A record is kept while a DR has not acknowledged it; without a
-          // DR, once it is durable in the image nobody needs it (a DR that
-          // registers later starts with a full initial sync).
+          // A record is kept while a DR has not acknowledged it (up to the
+          // journal limit; past it, as dirty regions); without a DR, once it
+          // is durable in the image nobody needs it (a DR that registers
+          // later starts with a full initial sync).
+          await sourceRef?.enforceJournalLimit()
           if (!opts.retainJournal) await journal.trim(Math.min(imageSeq, sourceRef?.trimLimit() ?? Infinity))
         },
       })
@@ -175,6 +190,7 @@ export class PrimaryNode {
       const reader = new RegionReader(images, files, versions, () => fs.appliedSeq, name => births.of(name))
       const source = new ReplicationSource(store, journal, images, reader, births, () => fs.appliedSeq, log, opts.groupMs)
       source.history = () => history
+      source.journalLimit = opts.journalLimit ?? 1024 * 1024 * 1024
       sourceRef = source
       await source.open()
       cleanup.unshift(() => source.close())
@@ -289,6 +305,8 @@ export class PrimaryNode {
       drs: this.source.drs().map(d => ({
         nodeId: d.nodeId, ackedSeq: d.ackedSeq, lagSeq: Math.max(0, this.journal.lastSeq - d.ackedSeq), lastSeenAt: d.lastSeenAt,
         ...(d.listenUrl ? { listenUrl: d.listenUrl } : {}),
+        mode: d.droppedThrough !== undefined ? 'bitmap' as const : 'journaling' as const,
+        dirtyBytes: this.source.dirtyRegions(d.nodeId) * this.store.identity.regionSize,
       })),
       volumes,
       removedOutside: [...flags].filter(([name, f]) => f.reason === 'removed-outside' && !present.has(name)).map(([name, f]) => ({ name, ...f })),

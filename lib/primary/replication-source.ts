@@ -19,8 +19,9 @@ import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { ImageDir } from '../store/image-dir.js'
 import type { Journal } from '../store/journal.js'
-import type { JsonLevel, StateStore } from '../store/state-store.js'
-import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
+import type { BinaryLevel, JsonLevel, StateStore } from '../store/state-store.js'
+import { CHUNK_BYTES, RegionBitmap } from '../core/region-map.js'
+import { LIMITS, type DirtyVolume, type ResyncPlan, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
 import { compareHistories, type History } from '../core/history.js'
 import type { NameBirths } from './name-births.js'
 import type { RegionReader } from './region-reader.js'
@@ -38,6 +39,12 @@ export interface DrRecord {
   lastSeenAt: string
   /** Where the DR serves once promoted (for switchovers and split-brain checks). */
   listenUrl?: string
+  /**
+   * Set when records the DR had not acknowledged were dropped (the journal
+   * outgrew its limit): everything up to here is represented by the DR's
+   * dirty bitmap instead, until it has resynced.
+   */
+  droppedThrough?: number
 }
 
 /** SplitBrain records a split brain this primary detected. */
@@ -62,6 +69,12 @@ export class ReplicationSource implements PrimaryService {
   splitBrain: SplitBrain | undefined
   /** The primary's history (which node was primary when). */
   history: () => History = () => []
+  /** Bytes of records kept for DRs before the oldest are replaced by dirty bitmaps (US 6,260,124). */
+  journalLimit = Infinity
+  /** Per DR, per volume: regions changed by records dropped while it was away. */
+  private readonly dirty = new Map<string, Map<string, RegionBitmap>>()
+  private readonly dirtyLevel: BinaryLevel
+  private enforcing: Promise<void> | undefined
 
   constructor (
     private readonly store: StateStore,
@@ -74,11 +87,18 @@ export class ReplicationSource implements PrimaryService {
     private readonly groupMs = 100,
   ) {
     this.drLevel = store.json('drs')
+    this.dirtyLevel = store.binary('dirty')
   }
 
   /** open loads the DR registry and starts closing groups. */
   async open (): Promise<void> {
     for await (const [k, v] of this.drLevel.iterator()) this.registry.set(k, v as DrRecord)
+    for await (const [k, bytes] of this.dirtyLevel.iterator()) {
+      const { nodeId, volume, chunk } = parseDirtyKey(k)
+      const map = this.dirtyMap(nodeId, volume)
+      map.resize(Math.max(map.length, (chunk + 1) * CHUNK_BYTES * 8))
+      map.loadChunk(chunk, bytes)
+    }
     this.groupEnd = this.journal.indexedSeq
     const tick = (): void => {
       this.timer = setTimeout(() => {
@@ -109,6 +129,82 @@ export class ReplicationSource implements PrimaryService {
   /** drs lists the registered DRs (status). */
   drs (): DrRecord[] {
     return [...this.registry.values()]
+  }
+
+  /** dirtyRegions counts the regions a DR must resync (0 unless it is in bitmap mode). */
+  dirtyRegions (nodeId: string): number {
+    let n = 0
+    for (const m of this.dirty.get(nodeId)?.values() ?? []) n += m.setCount
+    return n
+  }
+
+  /**
+   * enforceJournalLimit keeps the journal within `journalLimit` while DRs
+   * lag: the oldest records a DR has not acknowledged are replaced, for that
+   * DR, by the regions they touched, in a persisted dirty bitmap written
+   * (synced) before the records may be trimmed. New writes are journaled as
+   * before, so the DR follows them while it resyncs the dirty regions.
+   * Called before each trim; a cut leaves half the limit of records.
+   */
+  enforceJournalLimit (): Promise<void> {
+    if (!Number.isFinite(this.journalLimit) || this.journal.stats().bytes <= this.journalLimit) return this.enforcing ?? Promise.resolve()
+    this.enforcing ??= this.cut().finally(() => { this.enforcing = undefined })
+    return this.enforcing
+  }
+
+  private async cut (): Promise<void> {
+    await this.journal.indexed()
+    const cut = Math.min(this.journal.cutFor(this.journalLimit / 2), this.journal.indexedSeq)
+    const behind = [...this.registry.values()].filter(d => d.ackedSeq < cut)
+    if (behind.length === 0) return
+    const rs = this.store.identity.regionSize
+    const entries = await this.journal.entries(Math.min(...behind.map(d => d.ackedSeq)), cut)
+    const ops: Array<{ type: 'put', key: Buffer, value: Buffer, sublevel: BinaryLevel }> = []
+    for (const d of behind) {
+      for (const e of entries) {
+        if (e.seq <= d.ackedSeq) continue
+        if (e.op !== 'write' && e.op !== 'zero' && e.op !== 'truncate') continue // namespace: the DR reconciles from the listing
+        const map = this.dirtyMap(d.nodeId, e.volume)
+        const first = Math.floor(e.offset / rs)
+        const last = e.op === 'truncate' ? first : Math.floor((e.offset + Math.max(1, e.length) - 1) / rs)
+        map.setRange(first, last + 1)
+      }
+      for (const [volume, map] of this.dirty.get(d.nodeId) ?? []) {
+        for (const c of map.takeDirtyChunks()) ops.push({ type: 'put', key: dirtyKey(d.nodeId, volume, c.chunk), value: Buffer.from(c.bytes), sublevel: this.dirtyLevel })
+      }
+      d.droppedThrough = Math.max(d.droppedThrough ?? 0, cut)
+      d.ackedSeq = cut
+    }
+    // The bitmap is durable before any record it stands for can go.
+    const regOps = behind.map(d => ({ type: 'put' as const, key: d.nodeId, value: d, sublevel: this.drLevel }))
+    await this.store.db.batch([...ops, ...regOps] as never, { sync: true })
+    for (const d of behind) {
+      this.log.warn('dr.bitmap_mode', { dr: d.nodeId, droppedThrough: cut, dirtyRegions: this.dirtyRegions(d.nodeId), journalLimit: this.journalLimit })
+    }
+  }
+
+  private dirtyMap (nodeId: string, volume: string): RegionBitmap {
+    let vols = this.dirty.get(nodeId)
+    if (!vols) { vols = new Map(); this.dirty.set(nodeId, vols) }
+    let m = vols.get(volume)
+    if (!m) { m = new RegionBitmap(0); vols.set(volume, m) }
+    return m
+  }
+
+  async resync (nodeId: string): Promise<ResyncPlan> {
+    const dr = this.registry.get(nodeId)
+    if (!dr) throw new VolmirrorError('NOT_REGISTERED', `DR ${nodeId} is not registered with this primary`)
+    if (dr.droppedThrough === undefined) {
+      throw new VolmirrorError('RESYNC_REQUIRED', 'no resync plan for this DR (its records were not dropped by the journal limit): register again for a full sync')
+    }
+    const dirty: DirtyVolume[] = []
+    for (const [volume, map] of this.dirty.get(nodeId) ?? []) {
+      const regions: number[] = []
+      for (let r = map.next(0, true); r >= 0; r = map.next(r + 1, true)) regions.push(r)
+      if (regions.length > 0) dirty.push({ volume, regions })
+    }
+    this.log.info('dr.resync_plan', { dr: nodeId, fromSeq: dr.droppedThrough, dirtyRegions: this.dirtyRegions(nodeId) })
+    return { fromSeq: dr.droppedThrough, dirty, volumes: await this.volumes() }
   }
 
   /** currentGroupEnd is the last closed group boundary. */
@@ -213,8 +309,11 @@ export class ReplicationSource implements PrimaryService {
           { details: { reason: verdict.reason } })
       }
     }
+    // A DR resumes if the journal still has what follows its applied seq,
+    // or if what is missing is in its dirty bitmap (it will be told to resync).
+    const inBitmap = known?.droppedThrough !== undefined && r.appliedSeq !== undefined && r.appliedSeq <= known.droppedThrough
     const canResume = verdict.kind === 'follow' && !r.discardLocal && known !== undefined && r.appliedSeq !== undefined &&
-      r.appliedSeq >= this.journal.firstSeq - 1 && r.appliedSeq <= this.journal.indexedSeq
+      ((r.appliedSeq >= this.journal.firstSeq - 1 && r.appliedSeq <= this.journal.indexedSeq) || inBitmap)
     let startSeq: number
     if (canResume) {
       startSeq = r.appliedSeq!
@@ -225,8 +324,13 @@ export class ReplicationSource implements PrimaryService {
       this.groupEnd = Math.max(this.groupEnd, startSeq)
     }
     const rec: DrRecord = {
-      nodeId: r.nodeId, epoch: r.epoch, startSeq, ackedSeq: startSeq, registeredAt: known?.registeredAt ?? now, lastSeenAt: now,
+      nodeId: r.nodeId, epoch: r.epoch, startSeq, ackedSeq: inBitmap && canResume ? known!.ackedSeq : startSeq, registeredAt: known?.registeredAt ?? now, lastSeenAt: now,
       ...(r.listenUrl ? { listenUrl: r.listenUrl } : {}),
+      ...(inBitmap && canResume ? { droppedThrough: known!.droppedThrough! } : {}),
+    }
+    if (!canResume) {
+      this.dirty.delete(r.nodeId)
+      void this.clearDirty(r.nodeId)
     }
     this.registry.set(r.nodeId, rec)
     await this.drLevel.put(r.nodeId, rec, { sync: true } as object)
@@ -246,6 +350,10 @@ export class ReplicationSource implements PrimaryService {
       throw new VolmirrorError('PEER_PROTOCOL', `DR ${req.nodeId} claims seq ${req.after}, beyond this primary's last group ${this.groupEnd}`)
     }
     this.acknowledge(dr, req.after)
+    if (dr.droppedThrough !== undefined && req.after < dr.droppedThrough) {
+      throw new VolmirrorError('RESYNC_REQUIRED', `records after ${req.after} were dropped while the DR was away (journal limit); it must resync from ${dr.droppedThrough}`,
+        { details: { fromSeq: dr.droppedThrough } })
+    }
     if (req.after < this.journal.firstSeq - 1) {
       throw new VolmirrorError('RESYNC_REQUIRED', `records after ${req.after} are no longer in the journal (it starts at ${this.journal.firstSeq}); the DR must resync`)
     }
@@ -280,10 +388,22 @@ export class ReplicationSource implements PrimaryService {
   private acknowledge (dr: DrRecord, seq: number): void {
     dr.lastSeenAt = new Date().toISOString()
     if (seq > dr.ackedSeq) dr.ackedSeq = seq
+    if (dr.droppedThrough !== undefined && seq > dr.droppedThrough) {
+      // The DR took its resync plan and went on past it: its bitmap is done.
+      delete dr.droppedThrough
+      this.dirty.delete(dr.nodeId)
+      void this.clearDirty(dr.nodeId)
+    }
     // Acknowledgements are persisted lazily: losing one only keeps a few
     // records longer (the DR acknowledges again on its next poll).
     this.persistTimer ??= setTimeout(() => { this.persistTimer = undefined; void this.persistRegistry() }, 1000)
     this.persistTimer.unref()
+  }
+
+  private async clearDirty (nodeId: string): Promise<void> {
+    const prefix = Buffer.concat([Buffer.from(nodeId), Buffer.from([0])])
+    await this.dirtyLevel.clear({ gte: prefix, lt: Buffer.concat([Buffer.from(nodeId), Buffer.from([1])]) }).catch(err => this.log.warn('dr.dirty_clear_failed', { err }))
+    await this.persistRegistry()
   }
 
   private async persistRegistry (): Promise<void> {
@@ -326,6 +446,18 @@ export class ReplicationSource implements PrimaryService {
     if (!st.isFile()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
     return st
   }
+}
+
+function dirtyKey (nodeId: string, volume: string, chunk: number): Buffer {
+  const c = Buffer.allocUnsafe(4)
+  c.writeUInt32BE(chunk)
+  return Buffer.concat([Buffer.from(nodeId), Buffer.from([0]), Buffer.from(volume), Buffer.from([0]), c])
+}
+
+function parseDirtyKey (k: Buffer): { nodeId: string, volume: string, chunk: number } {
+  const a = k.indexOf(0)
+  const b = k.indexOf(0, a + 1)
+  return { nodeId: k.toString('utf8', 0, a), volume: k.toString('utf8', a + 1, b), chunk: k.readUInt32BE(b + 1) }
 }
 
 function checkSpan (offset: number, length: number, max: number): void {

@@ -143,6 +143,24 @@ export interface GroupRequest {
   signal?: AbortSignal
 }
 
+/** DirtyVolume lists the regions of one volume changed while a DR was away. */
+export interface DirtyVolume {
+  volume: string
+  regions: number[]
+}
+
+/**
+ * ResyncPlan answers a DR whose records were dropped while it was away
+ * (the journal outgrew its limit): the regions those records touched, and
+ * the seq after which the journal still has everything for it.
+ */
+export interface ResyncPlan {
+  fromSeq: number
+  dirty: DirtyVolume[]
+  /** The volumes as they are now (the DR reconciles creates, renames and deletes it missed). */
+  volumes: VolumeList
+}
+
 /** PrimaryService is the primary as its DRs see it. */
 export interface PrimaryService {
   info (): Promise<NodeInfo>
@@ -155,6 +173,8 @@ export interface PrimaryService {
   register (r: Registration): Promise<RegisterReply>
   groups (req: GroupRequest): Promise<GroupBatch>
   ack (nodeId: string, seq: number): Promise<void>
+  /** resync tells a DR that got RESYNC_REQUIRED what changed while it was away. */
+  resync (nodeId: string): Promise<ResyncPlan>
 }
 
 /** Limits on what one request may ask for (the server enforces them). */

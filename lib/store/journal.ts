@@ -346,6 +346,11 @@ export class Journal {
     })
   }
 
+  /** cutFor returns the seq such that the indexed records after it total at most `bytes`. */
+  cutFor (bytes: number): number {
+    return this.sizes.cutFor(bytes)
+  }
+
   /** stats reports position, size and batching. */
   stats (): JournalStats {
     return {
@@ -429,6 +434,21 @@ class SeqSizes {
     this.head += k
     this.n -= k
     this.first += k
+  }
+
+  /** cutFor returns the seq after which the records kept total at most `bytes` (first - 1 if they all fit). */
+  cutFor (bytes: number): number {
+    if (this.total <= bytes) return this.first - 1
+    const last = this.cum[this.head + this.n - 1]!
+    // The earliest i whose records after it fit: last - cum[i] <= bytes.
+    let lo = 0
+    let hi = this.n - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (last - this.cum[this.head + mid]! <= bytes) hi = mid
+      else lo = mid + 1
+    }
+    return this.first + lo
   }
 
   private grow (): void {
