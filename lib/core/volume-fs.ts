@@ -20,9 +20,10 @@ export interface FileStat {
   rdev: number
   blksize: number
   blocks: number
-  atime: Date
-  mtime: Date
-  ctime: Date
+  /** Times in milliseconds (FUSE through fuse-native carries milliseconds). */
+  atime: number
+  mtime: number
+  ctime: number
 }
 
 /** FsStat is what statfs reports. */

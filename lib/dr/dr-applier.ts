@@ -21,6 +21,7 @@ import type { Replica } from '../core/replica.js'
 import { isVolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { RecordApplier } from '../store/applier.js'
+import type { RegionCodes } from '../store/region-codes.js'
 import type { DrVolumes } from './dr-volumes.js'
 
 /** keptAsideName is where a volume deleted at `seq` goes on a DR (relative to `.volmirror/deleted`). */
@@ -38,6 +39,7 @@ export class DrApplier {
     private readonly volumes: DrVolumes,
     private readonly namespace: RecordApplier,
     private readonly log: Logger,
+    private readonly codes: RegionCodes,
     private readonly onVolumeGone?: (id: number) => void,
   ) {}
 
@@ -63,12 +65,14 @@ export class DrApplier {
         return
       }
       case 'create': {
+        this.codes.deleted(rec.volume)
         this.namespaceOp(rec)
         const v = this.volumes.add(rec.volume, rec.seq)
         this.replica.track(v.id, true)
         return
       }
       case 'delete': {
+        this.codes.deleted(rec.volume)
         this.namespaceOp(rec)
         const v = this.volumes.removed(rec.volume)
         if (v) {
@@ -87,6 +91,7 @@ export class DrApplier {
           this.onVolumeGone?.(replaced.id)
         }
         this.volumes.renamed(rec.volume, rec.target, rec.seq)
+        this.codes.renamed(rec.volume, rec.target)
         return
       }
       case 'mkdir':

@@ -13,7 +13,7 @@ import { RESERVED_PREFIX } from '../core/volume-name.js'
 import type { FileStat, FsStat, VolumeFs } from '../core/volume-fs.js'
 import type { Replica } from '../core/replica.js'
 import { VolmirrorError } from '../errors.js'
-import type { ImageDir } from '../store/image-dir.js'
+import { toFileStat, type ImageDir } from '../store/image-dir.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import type { ApplyLock } from './apply-lock.js'
 import type { DrVolumes } from './dr-volumes.js'
@@ -39,7 +39,7 @@ export class DrFs implements VolumeFs {
   async getattr (name: string): Promise<FileStat> {
     const st = await this.images.lstat(name)
     if (!st.isFile() && !st.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${name} is not a volume`)
-    return st
+    return toFileStat(st)
   }
 
   async readdir (name: string): Promise<string[]> {

@@ -22,6 +22,7 @@ import { decideSync } from '../core/sync-decision.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService, RegionInfo } from '../replication/protocol.js'
 import type { ImageDir } from '../store/image-dir.js'
+import type { RegionCodes } from '../store/region-codes.js'
 import { describeBytes, isHole } from '../store/realization.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import { sameVolume, type DrVolumes } from './dr-volumes.js'
@@ -56,6 +57,7 @@ export class Hydrator {
     private readonly files: VolumeFiles,
     private readonly log: Logger,
     private readonly opts: HydratorOptions,
+    private readonly codes: RegionCodes,
   ) {}
 
   start (): void {
@@ -150,14 +152,18 @@ export class Hydrator {
     const token = this.replica.beginFetch(volume, ri.index)
     let ok = false
     try {
-      const facts = localHasData
-        ? await this.files.use(name, async f => {
+      // The DR's side: its code if valid (no read), else read and hash (and keep the code).
+      const facts = !localHasData
+        ? { realized: false }
+        : this.codes.get(name, ri.index) ?? await this.files.use(name, async f => {
+          const stamp = this.codes.stamp(name, ri.index)
           const buf = Buffer.allocUnsafe(rs)
           const n = await this.images.readFull(f.fd, buf, rs, start)
           this.counters.comparedBytes += n
-          return await describeBytes(buf.subarray(0, n), ri.realized)
+          const code = await describeBytes(buf.subarray(0, n), true)
+          this.codes.set(name, ri.index, code, stamp)
+          return code
         })
-        : { realized: false }
       const action = decideSync(ri, facts)
       if (action === 'copy') return 'copy'
       // A record applied to the region since the flight began may be missing

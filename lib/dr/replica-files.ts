@@ -3,12 +3,14 @@
  *
  * Synchronous, like the primary's apply path: group applies and fetched
  * chunks are written on the main thread, in order, so they never interleave.
- * Zeroes are punched out (the DR stays sparse).
+ * Zeroes are punched out (the DR stays sparse). Every write clears the
+ * codes of the regions it touches: this is the one place DR bytes change.
  */
 import { createRequire } from 'node:module'
 import type { ReplicaImage } from '../core/replica.js'
 import { fromSystemError } from '../errors.js'
 import type { ImageDir } from '../store/image-dir.js'
+import type { RegionCodes } from '../store/region-codes.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import type { DrVolumes } from './dr-volumes.js'
 
@@ -17,10 +19,14 @@ const { trimSync } = require('fs-native-extensions') as { trimSync: (fd: number,
 
 /** ReplicaFiles writes replica bytes into the DR's image files. */
 export class ReplicaFiles implements ReplicaImage {
+  /** When bytes last changed (ms): idle time is for computing codes. */
+  lastWriteAt = 0
+
   constructor (
     private readonly images: ImageDir,
     private readonly files: VolumeFiles,
     private readonly volumes: DrVolumes,
+    private readonly codes: RegionCodes,
   ) {}
 
   private file (volume: number): ReturnType<VolumeFiles['get']> {
@@ -35,12 +41,16 @@ export class ReplicaFiles implements ReplicaImage {
 
   write (volume: number, offset: number, data: Uint8Array): void {
     const f = this.file(volume)
+    this.codes.invalidate(f.name, offset, data.length)
     this.images.pwriteSync(f.fd, data, offset, f.name)
     this.files.markDirty(f)
+    this.lastWriteAt = Date.now()
   }
 
   zero (volume: number, offset: number, length: number): void {
     const f = this.file(volume)
+    this.codes.invalidate(f.name, offset, length)
+    this.lastWriteAt = Date.now()
     if (offset + length > this.images.fstatSync(f.fd).size) this.images.ftruncateSync(f.fd, offset + length, f.name)
     try {
       trimSync(f.fd, offset, length)
@@ -52,6 +62,8 @@ export class ReplicaFiles implements ReplicaImage {
 
   truncate (volume: number, size: number): void {
     const f = this.file(volume)
+    this.codes.invalidateFrom(f.name, Math.min(size, this.images.fstatSync(f.fd).size))
+    this.lastWriteAt = Date.now()
     this.images.ftruncateSync(f.fd, size, f.name)
     this.files.markDirty(f)
   }

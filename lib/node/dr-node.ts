@@ -36,6 +36,8 @@ import { ImageDir } from '../store/image-dir.js'
 import { Journal } from '../store/journal.js'
 import { replayJournal } from '../store/replay.js'
 import { StateStore } from '../store/state-store.js'
+import { RegionCodes } from '../store/region-codes.js'
+import { CodeKeeper } from '../store/code-keeper.js'
 import { VolumeFiles } from '../store/volume-files.js'
 
 /** DrOptions are the settings of `volmirror dr`. */
@@ -57,6 +59,8 @@ export interface DrOptions {
   pollWaitMs?: number
   /** Where this DR will serve if promoted (told to the primary for switchovers and split-brain checks). */
   listenUrl?: string
+  /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
+  codesRate?: number
   /** Keep the bytes of discarded writes (failback, --discard-local) here for inspection. */
   keepDiscarded?: string
   /** Give up whatever this node holds that the primary does not (resolves a split brain on this side). */
@@ -116,6 +120,8 @@ export class DrNode {
   private primaryJournalBytes: number | undefined
   private infoTimer: NodeJS.Timeout | undefined
   private discarded: Discarded | undefined
+  codes!: RegionCodes
+  keeper!: CodeKeeper
   private lastResync: { fromSeq: number, dirtyRegions: number, at: string } | undefined
 
   private constructor (
@@ -147,7 +153,8 @@ export class DrNode {
     const store = await StateStore.open(opts.state, { role: 'dr', allowRoles: ['primary'], ...(regionSize !== undefined ? { regionSize } : {}) })
     const cleanup: Array<() => Promise<void> | void> = [() => store.close()]
     try {
-      if (store.identity.role === 'primary') {
+      const wasPrimary = store.identity.role === 'primary'
+      if (wasPrimary) {
         log.info('failback.started', { state: store.dir, note: 'this node was a primary; it now follows and compares everything' })
         await store.setIdentity({ role: 'dr' })
         await store.meta.del('dr')
@@ -159,14 +166,20 @@ export class DrNode {
       const volumes = new DrVolumes(store)
       await volumes.load()
       const missing = await ensureImages(images, volumes, log)
-      const replica = new Replica(store.identity.regionSize, new ReplicaFiles(images, files, volumes))
+      const codes = new RegionCodes(store, store.identity.regionSize)
+      await codes.load()
+      // A former primary (failback) may have died with writes past its last
+      // checkpoint: their codes were never cleared on disk.
+      if (wasPrimary) codes.invalidateEntries(await journal.entries((await store.getMeta<number>('imageSeq')) ?? 0))
+      const replicaFiles = new ReplicaFiles(images, files, volumes, codes)
+      const replica = new Replica(store.identity.regionSize, replicaFiles)
       const regionStore = new RegionStore(store)
       await regionStore.load(replica, volumes)
       const namespace = new RecordApplier(images, files, {
         zeroes: 'punch',
         deletes: rec => images.reservedPath('deleted', keptAsideName(rec.seq, rec.volume)),
       })
-      const applier = new DrApplier(replica, volumes, namespace, log, id => { void regionStore.forget(id) })
+      const applier = new DrApplier(replica, volumes, namespace, log, codes, id => { void regionStore.forget(id) })
       const lock = new ApplyLock()
       const fetcher = new Fetcher(opts.primary, replica, volumes, log, { timeoutMs: opts.fetchTimeoutMs ?? 30_000, readAhead: opts.readAhead ?? 4 })
       let node: DrNode | undefined
@@ -188,7 +201,11 @@ export class DrNode {
       const checkpointer = new Checkpointer(store, images, files, log, {
         appliedSeq: () => follower.appliedSeq,
         appendedBytes: () => journal.appendedBytes,
-        capture: () => regionStore.capture(replica, volumes),
+        capture: () => {
+          const maps = regionStore.capture(replica, volumes)
+          const sums = codes.capture()
+          return async () => { await maps(); await sums() }
+        },
         onCheckpoint: async (imageSeq) => { await journal.trim(imageSeq) },
         ...(opts.checkpointMs !== undefined ? { intervalMs: opts.checkpointMs } : {}),
       })
@@ -200,7 +217,21 @@ export class DrNode {
       replica.rule.prune(follower.appliedSeq)
       const hydrator = new Hydrator(opts.primary, replica, volumes, fetcher, images, files, log, {
         bytesPerSecond: opts.hydrateRate ?? Infinity,
-      })
+      }, codes)
+      const keeper = new CodeKeeper(codes, {
+        volumes: async () => volumes.list().map(v => ({ name: v.name, size: images.lstatSync(v.name)?.size ?? 0 })),
+        // Only regions the DR holds: an absent region's bytes mean nothing yet.
+        read: async (volume, region) => {
+          const v = volumes.get(volume)
+          if (!v || !replica.present(v.id, region)) throw new Error('absent')
+          const rs = store.identity.regionSize
+          return await files.use(volume, async f => {
+            const buf = Buffer.allocUnsafe(rs)
+            return buf.subarray(0, await images.readFull(f.fd, buf, rs, region * rs))
+          })
+        },
+        lastWriteAt: () => replicaFiles.lastWriteAt,
+      }, log, { bytesPerSecond: opts.codesRate ?? 64 * 1024 * 1024 })
       const dfs = new DrFs(images, files, volumes, replica, fetcher, lock)
       const mount = new FuseMount(opts.mount, dfs, {
         log,
@@ -210,6 +241,8 @@ export class DrNode {
       })
       const control = new ControlServer(store.dir, log)
       node = new DrNode(opts, store, images, journal, files, volumes, replica, regionStore, follower, fetcher, hydrator, checkpointer, mount, control)
+      node.codes = codes
+      node.keeper = keeper
       await mount.mount()
       cleanup.unshift(() => mount.unmount())
       control.handle('status', async () => await node!.status())
@@ -218,6 +251,7 @@ export class DrNode {
       checkpointer.start()
       follower.start()
       hydrator.start()
+      keeper.start()
       node.watchPrimaryInfo()
       log.info('node.ready', { role: 'dr', mount: mount.mountPoint, images: images.root, state: store.dir, primary: opts.primaryLabel, appliedSeq: follower.appliedSeq, pid: process.pid })
       return node
@@ -260,6 +294,7 @@ export class DrNode {
       const aside = this.images.reservedPath('deleted', keptAsideName(seq, name))
       await mkdir(path.dirname(aside), { recursive: true })
       await rename(this.images.path(name), aside).catch(() => {})
+      this.codes.deleted(name)
       this.log.info('dr.kept_aside', { volume: name, in: aside })
     }
     for (const v of this.volumes.list()) {
@@ -489,6 +524,7 @@ export class DrNode {
     this.infoTimer = undefined
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
     await this.hydrator.stop()
+    await this.keeper.stop()
     await this.follower.stop()
     await this.fetcher.close()
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))

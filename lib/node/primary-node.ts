@@ -31,6 +31,8 @@ import { Journal, type JournalStats } from '../store/journal.js'
 import { replayJournal } from '../store/replay.js'
 import { StateStore, type JsonLevel } from '../store/state-store.js'
 import { VolumeFiles } from '../store/volume-files.js'
+import { RegionCodes } from '../store/region-codes.js'
+import { CodeKeeper } from '../store/code-keeper.js'
 
 /** PrimaryOptions are the settings of `volmirror primary`. */
 export interface PrimaryOptions {
@@ -62,6 +64,8 @@ export interface PrimaryOptions {
   formerPrimary?: PrimaryService
   /** Bytes of journal kept for lagging DRs before their oldest records become dirty regions (default 1 GiB). */
   journalLimit?: number
+  /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
+  codesRate?: number
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -97,6 +101,8 @@ export interface PrimaryStatus {
   seq: { last: number, applied: number, durableInImages: number }
   journal: JournalStats & { retained: boolean }
   history: History
+  /** Region codes (checksums kept valid): how many, and how they were used. */
+  codes: { valid: number }
   splitBrain?: SplitBrain
   /** Set while a demotion waits for the DRs (writes are refused meanwhile). */
   demoting?: boolean
@@ -139,6 +145,8 @@ export class PrimaryNode {
 
   private peerTimer: NodeJS.Timeout | undefined
   private demoting = false
+  keeper: CodeKeeper | undefined
+  codes: RegionCodes | undefined
 
   /** start brings a primary up; on failure everything it opened is closed again. */
   static async start (opts: PrimaryOptions): Promise<PrimaryNode> {
@@ -158,12 +166,15 @@ export class PrimaryNode {
       const applier = new RecordApplier(images, files, { zeroes: 'write', deletes: 'unlink' })
       let fsRef: PrimaryFs | undefined
       let sourceRef: ReplicationSource | undefined
+      const codes = new RegionCodes(store, store.identity.regionSize)
+      await codes.load()
       const checkpointer = new Checkpointer(store, images, files, log, {
         appliedSeq: () => fsRef?.appliedSeq ?? journal.lastSeq,
         appendedBytes: () => journal.appendedBytes,
         ...(opts.checkpointMs !== undefined ? { intervalMs: opts.checkpointMs } : {}),
         // Checkpoint often enough that a small journal limit is enforced in time.
         maxBytes: Math.min(256 * 1024 * 1024, Math.max(1024 * 1024, Math.floor((opts.journalLimit ?? Infinity) / 4))),
+        capture: () => codes.capture(),
         onCheckpoint: async (imageSeq) => {
           // A record is kept while a DR has not acknowledged it (up to the
           // journal limit; past it, as dirty regions); without a DR, once it
@@ -174,22 +185,27 @@ export class PrimaryNode {
         },
       })
       const imageSeq = await checkpointer.load()
+      // Replayed records change bytes before any listener exists: clear their codes here.
+      codes.invalidateEntries(await journal.entries(imageSeq))
       await replayJournal(journal, applier, imageSeq, log)
       const fs = new PrimaryFs(images, files, journal, applier, checkpointer, log)
       fsRef = fs
       const versions = new RegionVersions(store.identity.regionSize)
       const births = new NameBirths(store)
       await births.load()
+      let lastWriteAt = 0
       fs.onApplied((r) => {
-        if (r.op === 'write' || r.op === 'zero') versions.wrote(r.volume, r.offset, r.length, r.seq)
-        else if (r.op === 'truncate') versions.changedWhole(r.volume, r.seq)
-        else if (r.op === 'create') { versions.changedWhole(r.volume, r.seq); births.born(r.volume, r.seq) }
-        else if (r.op === 'rename') { versions.renamed(r.volume, r.target, r.seq); births.renamed(r.volume, r.target, r.seq, filesAt(images, r.target)) }
-        else if (r.op === 'delete') { versions.deleted(r.volume); births.deleted(r.volume) }
+        lastWriteAt = Date.now()
+        if (r.op === 'write' || r.op === 'zero') { versions.wrote(r.volume, r.offset, r.length, r.seq); codes.invalidate(r.volume, r.offset, r.length) }
+        else if (r.op === 'truncate') { versions.changedWhole(r.volume, r.seq); codes.invalidateFrom(r.volume, r.offset) }
+        else if (r.op === 'create') { versions.changedWhole(r.volume, r.seq); births.born(r.volume, r.seq); codes.deleted(r.volume) }
+        else if (r.op === 'rename') { versions.renamed(r.volume, r.target, r.seq); births.renamed(r.volume, r.target, r.seq, filesAt(images, r.target)); codes.renamed(r.volume, r.target) }
+        else if (r.op === 'delete') { versions.deleted(r.volume); births.deleted(r.volume); codes.deleted(r.volume) }
       })
       const reader = new RegionReader(images, files, versions, () => fs.appliedSeq, name => births.of(name))
       const source = new ReplicationSource(store, journal, images, reader, births, () => fs.appliedSeq, log, opts.groupMs)
       source.history = () => history
+      source.codes = codes
       source.journalLimit = opts.journalLimit ?? 1024 * 1024 * 1024
       sourceRef = source
       await source.open()
@@ -204,6 +220,8 @@ export class PrimaryNode {
         // the mount keeps birth 0, as a DR that listed it knows it (it is
         // flagged for a checksum resync anyway).
         if (c.kind === 'removed') births.deleted(c.volume)
+        // Bytes changed behind volmirror's back: no code of that volume can be trusted.
+        codes.deleted(c.volume)
         void recordOutsideChange(flags, c, journal.lastSeq, log)
       })
       await watcher.start()
@@ -245,6 +263,14 @@ export class PrimaryNode {
         void setFlag(flags, volume, { reason: 'apply-failed', since: new Date().toISOString(), seq }, log)
       }
 
+      const keeper = new CodeKeeper(codes, {
+        volumes: async () => (await listVolumes(images)).map(v => ({ name: v.name, size: v.size })),
+        read: async (volume, region) => (await reader.read(volume, region * store.identity.regionSize, store.identity.regionSize)).data,
+        lastWriteAt: () => lastWriteAt,
+      }, log, { bytesPerSecond: opts.codesRate ?? 64 * 1024 * 1024 })
+      keeper.start()
+      cleanup.unshift(() => keeper.stop())
+
       const mount = new FuseMount(opts.mount, fs, { log, ...(opts.opTimeoutMs ? { opTimeoutMs: opts.opTimeoutMs } : {}), fsname: `volmirror:${path.basename(images.root)}` })
       await mount.mount()
       cleanup.unshift(() => mount.unmount())
@@ -262,6 +288,8 @@ export class PrimaryNode {
 
       const control = new ControlServer(store.dir, log)
       const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source, http, history, token)
+      node.keeper = keeper
+      node.codes = codes
       control.handle('status', async () => await node.status())
       await control.listen()
       node.watchPeers()
@@ -300,6 +328,7 @@ export class PrimaryNode {
       seq: { last: this.journal.lastSeq, applied: this.fs.appliedSeq, durableInImages: this.checkpointer.imageSeq },
       journal: { ...this.journal.stats(), retained: this.opts.retainJournal ?? false },
       history: this.history,
+      codes: { valid: this.codes?.size ?? 0, ...(this.codes?.counters ?? {}) },
       ...(this.source.splitBrain ? { splitBrain: this.source.splitBrain } : {}),
       ...(this.demoting ? { demoting: true } : {}),
       drs: this.source.drs().map(d => ({
@@ -410,6 +439,7 @@ export class PrimaryNode {
     await this.http?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
     await this.watcher.close().catch(() => {})
+    await this.keeper?.stop()
     await this.source.close().catch(err => log.warn('node.close_step_failed', { step: 'replication', err }))
     this.checkpointer.stop()
     await this.fs.quiesce().catch(() => {})

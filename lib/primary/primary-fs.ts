@@ -25,7 +25,7 @@ import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { RecordApplier } from '../store/applier.js'
 import type { Checkpointer } from '../store/checkpoint.js'
-import type { ImageDir } from '../store/image-dir.js'
+import { toFileStat, type ImageDir } from '../store/image-dir.js'
 import type { Journal } from '../store/journal.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 
@@ -97,7 +97,7 @@ export class PrimaryFs implements VolumeFs {
   async getattr (name: string): Promise<FileStat> {
     const st = await this.images.lstat(name)
     if (!st.isFile() && !st.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${name} is not a volume`)
-    return st
+    return toFileStat(st)
   }
 
   async readdir (name: string): Promise<string[]> {

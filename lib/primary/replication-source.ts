@@ -21,6 +21,7 @@ import type { ImageDir } from '../store/image-dir.js'
 import type { Journal } from '../store/journal.js'
 import type { BinaryLevel, JsonLevel, StateStore } from '../store/state-store.js'
 import { CHUNK_BYTES, RegionBitmap } from '../core/region-map.js'
+import type { RegionCodes } from '../store/region-codes.js'
 import { LIMITS, type DirtyVolume, type ResyncPlan, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
 import { compareHistories, type History } from '../core/history.js'
 import type { NameBirths } from './name-births.js'
@@ -69,6 +70,8 @@ export class ReplicationSource implements PrimaryService {
   splitBrain: SplitBrain | undefined
   /** The primary's history (which node was primary when). */
   history: () => History = () => []
+  /** Region codes (checksums kept valid): answer checksum questions without reading. */
+  codes: RegionCodes | undefined
   /** Bytes of records kept for DRs before the oldest are replaced by dirty bitmaps (US 6,260,124). */
   journalLimit = Infinity
   /** Per DR, per volume: regions changed by records dropped while it was away. */
@@ -281,7 +284,18 @@ export class ReplicationSource implements PrimaryService {
     const rs = this.store.identity.regionSize
     const last = Math.min(from + count, Math.ceil(st.size / rs))
     const regions = []
-    for (let i = from; i < last; i++) regions.push(await this.reader.describe(volume, i, rs, checksums))
+    for (let i = from; i < last; i++) {
+      const code = checksums ? this.codes?.get(volume, i) : undefined
+      if (code) {
+        // A valid code: the region has not changed since it was hashed.
+        regions.push({ index: i, length: Math.min(rs, st.size - i * rs), asOf: this.appliedSeq(), ...code })
+        continue
+      }
+      const stamp = this.codes?.stamp(volume, i) ?? 0
+      const info = await this.reader.describe(volume, i, rs, checksums)
+      if (checksums && this.codes) this.codes.set(volume, i, info.realized ? { realized: true, sha256: info.sha256! } : { realized: false }, stamp)
+      regions.push(info)
+    }
     // A rename while describing would make the answer about two volumes: say so by birth.
     return { volume, size: st.size, birth: this.births.of(volume) === birth ? birth : -1, regions }
   }

@@ -16,9 +16,23 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
+import type { FileStat } from '../core/volume-fs.js'
 import { fromSystemError, VolmirrorError } from '../errors.js'
 
 const require = createRequire(import.meta.url)
+
+/**
+ * toFileStat is what getattr reports for a backing file. Times are
+ * truncated to the millisecond (fuse-native's unit): never later than the
+ * file's own (Node's Stats dates are rounded, which can be).
+ */
+export function toFileStat (st: fs.Stats): FileStat {
+  return {
+    mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, nlink: st.nlink, ino: st.ino, dev: st.dev, rdev: st.rdev,
+    blksize: st.blksize, blocks: st.blocks,
+    atime: Math.floor(st.atimeMs), mtime: Math.floor(st.mtimeMs), ctime: Math.floor(st.ctimeMs),
+  }
+}
 
 /** FaultHook may throw (an errno error) to fail the named operation. */
 export type FaultHook = (op: string, name: string) => void
