@@ -13,6 +13,7 @@ import { checkRegionSize } from '../lib/store/state-store.js'
 import { VolmirrorError } from '../lib/errors.js'
 import { Logger, type LogLevel } from '../lib/log.js'
 import { NodeRunner, type PromoteReply } from '../lib/node/node-runner.js'
+import type { VerifyReport } from '../lib/dr/verifier.js'
 import { readToken } from '../lib/http/auth.js'
 import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
@@ -185,6 +186,29 @@ Example (switchover from A to B, nothing lost):
     const s = await waitForRole(o.state, 'dr', 30_000)
     if (o.json) process.stdout.write(JSON.stringify({ ...r, role: s.role }, null, 2) + '\n')
     else process.stdout.write(`demoted at seq ${r.lastSeq}: every DR has it all; this node now follows ${r.follow} (promote that node next)\n`)
+  })
+
+common(program.command('verify'))
+  .description('compare a running DR with its primary region by region, without stopping replication')
+  .requiredOption('--state <dir>', 'state directory of the DR')
+  .option('--repair', 'fetch again the regions that differ', false)
+  .option('--json', 'print the report as JSON', false)
+  .addHelpText('after', `
+Example:
+  volmirror verify --state ./drstate            # lists regions whose bytes differ from the primary's
+  volmirror verify --state ./drstate --repair   # and fetches them again
+Exit status: 0 when everything compared equal (or was repaired), 1 when differences remain.`)
+  .action(async (o: CommonOpts & { state: string, repair: boolean, json: boolean }) => {
+    const r = await callControl<VerifyReport>(o.state, 'verify', { repair: o.repair }, 24 * 3600 * 1000)
+    if (o.json) {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n')
+    } else {
+      process.stdout.write(`verified ${r.regionsChecked} regions of ${r.volumes} volume(s) in ${(r.durationMs / 1000).toFixed(1)} s: ` +
+        `${r.mismatched.length} differ${o.repair ? `, ${r.repaired} repaired` : ''}; ${r.rechecked} checked again (changed meanwhile), ` +
+        `${r.skippedAbsent} not hydrated yet${r.unsettled ? `, ${r.unsettled} kept changing` : ''}\n`)
+      for (const m of r.mismatched) process.stdout.write(`  ${m.volume}  region ${m.region} (offset ${m.offset})\n`)
+    }
+    if (r.mismatched.length > r.repaired) process.exitCode = 1
   })
 
 /** waitForRole waits until the node on `state` answers status with `role`. */

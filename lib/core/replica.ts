@@ -54,6 +54,13 @@ export interface FetchChunk {
 export class Replica {
   readonly rule = new AsOfRule()
   private readonly maps = new Map<number, RegionBitmap>()
+  /**
+   * Per region: the seq its bytes were last changed at (a record applied,
+   * or a fetch's asOf), since this process started. A verify compares a
+   * region with the primary's only if it has not changed since the
+   * primary read it.
+   */
+  private readonly versions = new Map<number, number>()
 
   constructor (readonly regionSize: number, private readonly image: ReplicaImage) {}
 
@@ -81,6 +88,16 @@ export class Replica {
     this.rule.forgetVolume(volume)
   }
 
+  /** version is the seq a region last changed at in this process (0 if not since start). */
+  version (volume: number, region: number): number {
+    return this.versions.get(regionKey(volume, region)) ?? 0
+  }
+
+  private touch (volume: number, region: number, seq: number): void {
+    const k = regionKey(volume, region)
+    if (seq > (this.versions.get(k) ?? 0)) this.versions.set(k, seq)
+  }
+
   /** present tells whether a region holds the primary's bytes (as of the applied seq or its asOf). */
   present (volume: number, region: number): boolean {
     return this.map(volume).get(region)
@@ -96,6 +113,7 @@ export class Replica {
     for (const span of regionSpans(rec.offset, rec.length, this.regionSize)) {
       const key = regionKey(volume, span.region)
       if (!this.rule.applyPiece(key, rec.seq, span.start, span.end)) continue
+      this.touch(volume, span.region, rec.seq)
       if (rec.op === 'write') {
         const from = span.start - rec.offset
         this.image.write(volume, span.start, rec.data!.subarray(from, from + (span.end - span.start)))
@@ -113,7 +131,9 @@ export class Replica {
 
   /** fetchKnown records the fetch's asOf as soon as the response says it; false if abandoned. */
   fetchKnown (t: FetchToken, asOf: number): boolean {
-    return this.rule.known(regionKey(t.volume, t.region), t.id, asOf)
+    const ok = this.rule.known(regionKey(t.volume, t.region), t.id, asOf)
+    if (ok) this.touch(t.volume, t.region, asOf)
+    return ok
   }
 
   /**
@@ -177,6 +197,7 @@ export class Replica {
     const hi = regionCount(Math.max(oldSize, size), this.regionSize)
     for (let r = lo; r < hi; r++) {
       const key = regionKey(volume, r)
+      this.touch(volume, r, seq)
       const a = this.rule.asOfOf(key)
       if ((a !== undefined && a > seq) || this.rule.inFlight(key)) this.invalidate(volume, r)
     }

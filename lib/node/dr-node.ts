@@ -22,6 +22,7 @@ import { DrVolumes } from '../dr/dr-volumes.js'
 import { Fetcher } from '../dr/fetcher.js'
 import { Follower, type Lag } from '../dr/follower.js'
 import { Hydrator } from '../dr/hydrator.js'
+import { verify } from '../dr/verifier.js'
 import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
 import { VolmirrorError } from '../errors.js'
@@ -246,6 +247,12 @@ export class DrNode {
       await mount.mount()
       cleanup.unshift(() => mount.unmount())
       control.handle('status', async () => await node!.status())
+      control.handle('verify', async body => await verify({
+        service: opts.primary, replica, volumes, files, images, fetcher, codes, appliedSeq: () => follower.appliedSeq, log,
+      }, {
+        repair: body.repair === true,
+        onProgress: (done, total) => { if (done % 256 === 0 || done === total) log.info('verify.progress', { done, total }) },
+      }))
       await control.listen()
       cleanup.unshift(() => control.close())
       checkpointer.start()
