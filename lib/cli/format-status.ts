@@ -21,6 +21,8 @@ function formatDr (s: DrStatus): string {
   lines.push(`  state    ${s.state}   region size ${formatBytes(s.regionSize)}`)
   const link = s.lag.connected ? 'connected' : `NOT connected${s.lag.lastError ? ` (${s.lag.lastError})` : ''}`
   lines.push(`  primary  ${s.primary.label || '-'}  ${link}`)
+  if (s.stalled) lines.push(`  STALLED  ${s.stalled} (groups are kept and applied again once this is fixed)`)
+  if (s.splitBrain) lines.push(`  SPLIT BRAIN  ${s.splitBrain}`)
   lines.push(`  seq      applied ${s.seq.applied}   primary last ${s.seq.primaryLast}   durable in images ${s.seq.durableInImages}`)
   lines.push(`  lag      ${s.lag.seq} records, ${s.lag.seconds.toFixed(2)} s (RPO)` +
     (s.primary.journalBytes !== undefined ? `;  primary journal ${formatBytes(s.primary.journalBytes)}` : ''))

@@ -14,6 +14,7 @@
  * callers with PEER_UNREACHABLE (the mount answers EIO) and logs it; reads
  * of present regions are not affected.
  */
+import { crc32 } from 'node:zlib'
 import type { Replica, FetchToken } from '../core/replica.js'
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -49,7 +50,7 @@ export class Fetcher {
   private readonly flights = new Map<string, Flight>()
   private closed = false
   /** Bytes fetched, by cause; fetches that failed for good. */
-  readonly counters = { readBytes: 0, hydrateBytes: 0, fetches: 0, failures: 0, retries: 0 }
+  readonly counters = { readBytes: 0, hydrateBytes: 0, fetches: 0, failures: 0, retries: 0, corrupt: 0 }
 
   constructor (
     private readonly service: PrimaryService,
@@ -152,16 +153,20 @@ export class Fetcher {
   private async once (f: Flight, token: FetchToken, name: string, first: number): Promise<void> {
     let known = false
     let moved = false
+    let crc: number | undefined
+    const chunks: Array<{ offset: number, data: Uint8Array }> = []
     await this.service.fetchRegion(name, f.region, {
-      begin: (asOf, _size, birth) => {
+      begin: (asOf, _size, birth, sum) => {
         const v = this.volumes.byIdOf(f.volume)
         // The name means another volume on the primary now (renamed, then
         // created again): these are not our bytes. Retry once caught up.
         if (!v || !sameVolume(v, birth)) { moved = true; return }
+        crc = sum
         known = this.replica.fetchKnown(token, asOf)
       },
       data: (offset, chunk) => {
         if (!known) return
+        if (crc !== undefined) chunks.push({ offset, data: chunk })
         this.replica.fetchData(token, { offset, data: chunk })
         if (f.cause === 'read') this.counters.readBytes += chunk.length
         else this.counters.hydrateBytes += chunk.length
@@ -170,6 +175,12 @@ export class Fetcher {
       },
     }, { first, signal: f.abort.signal })
     if (moved) throw new VolmirrorError('INCONSISTENT', `${name} names another volume on the primary now; waiting for the DR to catch up with the rename`)
+    if (crc !== undefined && regionCrc(chunks) !== crc) {
+      // The bytes written are not what the primary sent: the region stays
+      // absent (the flight fails) and is fetched again.
+      this.counters.corrupt++
+      throw new VolmirrorError('RECORD_CORRUPT', `region ${f.region} of ${name} arrived corrupted (CRC mismatch)`)
+    }
     // Done: the region may end before the region size (end of file), and
     // whatever a reader asked for past it reads as end of file.
     addRange(f.have, f.region * this.replica.regionSize, (f.region + 1) * this.replica.regionSize)
@@ -183,6 +194,13 @@ export class Fetcher {
     }
     f.waiters = still
   }
+}
+
+/** regionCrc is the CRC-32 of chunks in offset order. */
+function regionCrc (chunks: Array<{ offset: number, data: Uint8Array }>): number {
+  let c = 0
+  for (const x of [...chunks].sort((a, b) => a.offset - b.offset)) c = crc32(x.data, c)
+  return c
 }
 
 function addRange (ranges: Array<[number, number]>, s: number, e: number): void {

@@ -21,6 +21,12 @@ import type { Journal } from '../store/journal.js'
 import type { StateStore } from '../store/state-store.js'
 import type { ApplyLock } from './apply-lock.js'
 
+/** isLocalFailure tells a failure of this DR's own disk from one of the link or the primary. */
+function isLocalFailure (err: unknown): boolean {
+  const code = (err as VolmirrorError)?.code
+  return code === 'NO_SPACE' || code === 'IO_ERROR' || code === 'READ_ONLY' || code === 'PERMISSION_DENIED'
+}
+
 /** FollowState is persisted in meta `dr`. */
 export interface FollowState {
   primaryId: string
@@ -43,6 +49,8 @@ export interface Lag {
   lastError?: string
   /** Set while the primary refuses this DR for a split brain. */
   splitBrain?: string
+  /** Set while applying is stalled by a local failure (disk full): the DR keeps the group and retries. */
+  stalled?: string
 }
 
 /** FollowerHooks let the node react to registration and applied groups. */
@@ -150,10 +158,18 @@ export class Follower {
           continue
         }
         failures++
-        this.counters.reconnects++
         const wait = Math.min(10_000, 100 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random())
-        if (failures === 1 || failures % 20 === 0) this.log.warn('follow.primary_unreachable', { err, retryInMs: Math.round(wait), failures })
-        this.registered = false
+        if (isLocalFailure(err)) {
+          // The DR's own disk (full, failing): the group stays stored and is
+          // applied again once it can be; the link is fine.
+          this.lag.connected = true
+          if (this.lag.stalled === undefined) this.log.error('follow.apply_stalled', { err, note: 'the group is kept and applied again when this is fixed' })
+          this.lag.stalled = `${(err as VolmirrorError).code}: ${(err as Error).message}`
+        } else {
+          this.counters.reconnects++
+          if (failures === 1 || failures % 20 === 0) this.log.warn('follow.primary_unreachable', { err, retryInMs: Math.round(wait), failures })
+          this.registered = false
+        }
         await new Promise<void>(resolve => {
           const t = setTimeout(resolve, wait)
           this.abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
@@ -243,6 +259,10 @@ export class Follower {
     this.state = { ...this.state!, appliedSeq: end }
     await this.store.putMeta('dr', this.state)
     this.counters.groups++
+    if (this.lag.stalled !== undefined) {
+      this.log.info('follow.apply_resumed', { appliedSeq: end })
+      this.lag.stalled = undefined
+    }
     this.hooks.applied?.(end)
     await this.service.ack(this.store.identity.nodeId, end)
   }

@@ -20,7 +20,7 @@ import { VolmirrorError } from '../errors.js'
 import { decodeGroupFrame } from '../replication/group-frame.js'
 import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type ResyncPlan, type Registration, type VolumeList } from '../replication/protocol.js'
 import { parseContentRange, rangeHeader } from './range.js'
-import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
+import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH, H_CRC32, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
 import { errorFromResponse } from './status.js'
 
 /** PrimaryClientOptions configure a {@link PrimaryClient}. */
@@ -127,7 +127,8 @@ export class PrimaryClient implements PrimaryService {
         throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: inconsistent region headers (start ${start}, first ${from}, end ${end})`)
       }
       const birth = optionalInt(h[H_BIRTH], H_BIRTH)
-      passthrough(() => birth === undefined ? sink.begin(asOf, size) : sink.begin(asOf, size, birth))
+      const crc = optionalInt(h[H_CRC32], H_CRC32)
+      passthrough(() => sink.begin(asOf, size, birth, crc))
       // The body is [from, end) then [start, from): map each byte back to its offset.
       const head = end - from
       let pos = 0

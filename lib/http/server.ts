@@ -52,7 +52,7 @@ import { parseRange } from './range.js'
 import { RegionBody } from './region-body.js'
 import { intField, intValue, Query, readJsonObject, sendError, sendJson, stringField } from './server-io.js'
 import { httpStatus, toWireError } from './status.js'
-import { H_AS_OF, H_BIRTH, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE, GROUP_FRAME_TYPE } from './wire.js'
+import { H_AS_OF, H_BIRTH, H_CRC32, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE, GROUP_FRAME_TYPE } from './wire.js'
 
 const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/
 
@@ -328,7 +328,7 @@ export class PrimaryHttpServer {
     res.once('close', () => ac.abort())
     let body: RegionBody | undefined
     const sink: RegionSink = {
-      begin: (asOf: number, size: number, birth?: number) => {
+      begin: (asOf: number, size: number, birth?: number, crc?: number) => {
         if (body) throw new VolmirrorError('IO_ERROR', 'region sink began twice')
         const end = Math.min(start + rs, Math.max(size, start))
         const f = first !== undefined && first > start && first < end ? first : start
@@ -343,6 +343,7 @@ export class PrimaryHttpServer {
           [H_REGION_END]: end,
           [H_FIRST]: f,
           ...(birth !== undefined ? { [H_BIRTH]: birth } : {}),
+          ...(crc !== undefined ? { [H_CRC32]: crc } : {}),
         })
       },
       data: (offset, chunk) => {

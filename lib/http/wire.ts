@@ -14,5 +14,8 @@ export const H_REGION_START = 'x-volmirror-region-start'
 export const H_REGION_END = 'x-volmirror-region-end'
 /** H_FIRST is the offset the region body starts at (the body wraps around to the region's start). */
 export const H_FIRST = 'x-volmirror-first'
+/** H_CRC32 is the CRC-32 of the region's bytes in offset order (checked by the DR once all arrived). */
+export const H_CRC32 = 'x-volmirror-crc32'
+
 /** H_BIRTH is the name's birth when the bytes were read: which volume the name meant (lib/primary/name-births.ts). */
 export const H_BIRTH = 'x-volmirror-birth'

@@ -112,6 +112,8 @@ export interface DrStatus {
   /** What the last full sync discarded (failback). */
   discarded?: Discarded
   splitBrain?: string
+  /** Set while applying is stalled by this DR's own disk (e.g. full): groups are kept and applied when it is fixed. */
+  stalled?: string
 }
 
 /** DrNode is a running DR. */
@@ -457,11 +459,42 @@ export class DrNode {
   private watchPrimaryInfo (): void {
     const tick = (): void => {
       this.infoTimer = setTimeout(() => {
-        this.opts.primary.info().then(i => { this.primaryJournalBytes = i.journalBytes }, () => {}).finally(() => { if (this.infoTimer) tick() })
+        this.opts.primary.info().then(async i => {
+          this.primaryJournalBytes = i.journalBytes
+          await this.compareFlagged(i.flagged ?? [])
+        }).catch(() => {}).finally(() => { if (this.infoTimer) tick() })
       }, 2000)
       this.infoTimer.unref()
     }
     tick()
+  }
+
+  /**
+   * compareFlagged handles volumes the primary says changed behind its
+   * back (never journaled): every region of each is made absent, once per
+   * flag, so hydration compares it by checksum and copies what differs.
+   */
+  private async compareFlagged (flagged: Array<{ volume: string, seq: number }>): Promise<void> {
+    if (flagged.length === 0) return
+    const handled = (await this.store.getMeta<Record<string, number>>('flagsHandled')) ?? {}
+    let changed = false
+    for (const f of flagged) {
+      if (handled[f.volume] === f.seq) continue
+      const v = this.volumes.get(f.volume)
+      if (v) {
+        const map = this.replica.map(v.id)
+        for (let r = 0; r < map.length; r++) this.replica.invalidate(v.id, r)
+        this.log.warn('dr.compare_flagged', { volume: f.volume, regions: map.length, note: 'changed outside the primary\'s mount: compared by checksum' })
+      }
+      handled[f.volume] = f.seq
+      changed = true
+    }
+    if (changed) {
+      // The absent regions are durable (checkpoint) before the flags count as handled.
+      await this.checkpointer.run()
+      await this.store.putMeta('flagsHandled', handled, true)
+      this.hydrator.kick()
+    }
   }
 
   /** status is what `volmirror status` shows for a DR. */
@@ -503,7 +536,7 @@ export class DrNode {
       primary: { label: this.opts.primaryLabel ?? '', id: this.follower.state?.primaryId, journalBytes: this.primaryJournalBytes },
       seq: { applied, stored: this.journal.lastSeq, primaryLast: lag.primaryLastSeq, durableInImages: this.checkpointer.imageSeq },
       lag,
-      consistent: volumes.every(v => v.state === 'consistent'),
+      consistent: lag.stalled === undefined && volumes.every(v => v.state === 'consistent'),
       volumes,
       ...(this.lastResync ? { resync: this.lastResync } : {}),
       fetched: { onDemandBytes: f.readBytes, hydrationBytes: f.hydrateBytes, fetches: f.fetches, retries: f.retries, failures: f.failures },
@@ -516,6 +549,7 @@ export class DrNode {
       history: await this.store.history(),
       ...(this.discarded ? { discarded: this.discarded } : {}),
       ...(lag.splitBrain ? { splitBrain: lag.splitBrain } : {}),
+      ...(lag.stalled ? { stalled: lag.stalled } : {}),
     }
   }
 

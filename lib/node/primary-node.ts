@@ -215,6 +215,11 @@ export class PrimaryNode {
       cleanup.unshift(() => checkpointer.stop())
 
       const flags = store.json('flags')
+      source.flagged = async () => {
+        const out: Array<{ volume: string, seq: number }> = []
+        for await (const [volume, f] of flags.iterator()) if ((f as Flag).reason !== 'removed-outside') out.push({ volume, seq: (f as Flag).seq })
+        return out
+      }
       const watcher = new ImageWatcher(images.root, log, (c) => {
         // Births follow journaled namespace records only: a file added behind
         // the mount keeps birth 0, as a DR that listed it knows it (it is

@@ -24,6 +24,7 @@ import { CHUNK_BYTES, RegionBitmap } from '../core/region-map.js'
 import type { RegionCodes } from '../store/region-codes.js'
 import { LIMITS, type DirtyVolume, type ResyncPlan, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
 import { compareHistories, type History } from '../core/history.js'
+import { crc32 } from 'node:zlib'
 import type { NameBirths } from './name-births.js'
 import type { RegionReader } from './region-reader.js'
 import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
@@ -70,6 +71,8 @@ export class ReplicationSource implements PrimaryService {
   splitBrain: SplitBrain | undefined
   /** The primary's history (which node was primary when). */
   history: () => History = () => []
+  /** Volumes changed outside the write path (see NodeInfo.flagged). */
+  flagged: () => Promise<Array<{ volume: string, seq: number }>> = async () => []
   /** Region codes (checksums kept valid): answer checksum questions without reading. */
   codes: RegionCodes | undefined
   /** Bytes of records kept for DRs before the oldest are replaced by dirty bitmaps (US 6,260,124). */
@@ -231,7 +234,7 @@ export class ReplicationSource implements PrimaryService {
     return {
       nodeId: id.nodeId, epoch: id.epoch, history: this.history(), role: id.role, regionSize: id.regionSize,
       lastSeq: this.journal.lastSeq, indexedSeq: this.journal.indexedSeq, groupEnd: this.groupEnd,
-      firstSeq: j.firstSeq, journalBytes: j.bytes, time: Date.now(),
+      firstSeq: j.firstSeq, journalBytes: j.bytes, time: Date.now(), flagged: await this.flagged(),
     }
   }
 
@@ -267,7 +270,7 @@ export class ReplicationSource implements PrimaryService {
     if (!Number.isSafeInteger(region) || region < 0) throw new VolmirrorError('BAD_REQUEST', `bad region index ${region}`)
     await this.mustBeFile(volume)
     const r = await this.reader.read(volume, region * rs, rs)
-    sink.begin(r.asOf, r.size, r.birth)
+    sink.begin(r.asOf, r.size, r.birth, crc32(r.data))
     const start = region * rs
     const first = opts.first !== undefined && opts.first > start && opts.first < start + r.data.length ? opts.first - start : 0
     if (first > 0) sink.data(start + first, r.data.subarray(first))

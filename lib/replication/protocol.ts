@@ -29,6 +29,11 @@ export interface NodeInfo {
   journalBytes: number
   /** The primary's clock (ms since the epoch) when it answered. */
   time: number
+  /**
+   * Volumes changed behind the primary's back (not journaled), each with
+   * the seq it was noticed at: a DR compares them by checksum.
+   */
+  flagged?: Array<{ volume: string, seq: number }>
 }
 
 /** VolumeInfo is one volume in a listing. */
@@ -75,8 +80,12 @@ export interface RegionInfoList {
  * (in any order; a region shorter than the region size ends at end of file).
  */
 export interface RegionSink {
-  /** `birth` says which volume the name meant at asOf (see VolumeInfo.birth). */
-  begin (asOf: number, volumeSize: number, birth?: number): void
+  /**
+   * `birth` says which volume the name meant at asOf (see VolumeInfo.birth);
+   * `crc32` (IEEE) covers the region's bytes in offset order: a sink checks
+   * it once all have arrived and throws RECORD_CORRUPT if it differs.
+   */
+  begin (asOf: number, volumeSize: number, birth?: number, crc32?: number): void
   data (offset: number, chunk: Uint8Array): void
 }
 
