@@ -39,9 +39,19 @@ export interface Pair {
   drStatus: () => Promise<DrStatus>
   /** startDr starts (again) the DR with the same directories; the old one must be stopped. */
   startDr: (extra?: string[]) => Promise<NodeProcess>
+  /**
+   * restartPrimary stops the primary (if it runs) and starts it again with
+   * the same directories, at the same address (the DR keeps its URL).
+   */
+  restartPrimary: (extra?: string[]) => Promise<NodeProcess>
   /** caughtUp waits until the DR has applied everything the primary has. */
   caughtUp: (timeoutMs?: number) => Promise<DrStatus>
-  /** consistent waits until the DR says every volume is consistent and caught up. */
+  /**
+   * consistent waits until the DR has registered with the primary, knows
+   * the primary's volumes, says every volume is consistent, and has caught
+   * up. (A DR's status says consistent before its first registration too:
+   * it knows no volumes yet.)
+   */
   consistent: (timeoutMs?: number) => Promise<DrStatus>
 }
 
@@ -54,6 +64,16 @@ export interface PairOptions {
   drArgs?: string[]
   /** Hydration rate for the DR (default unlimited); '0' to fetch on demand only. */
   hydrateRate?: string
+  /**
+   * prepare runs once the directories exist, before any node starts: for
+   * images too big to pass as buffers, or made with other tools.
+   */
+  prepare?: (dirs: PairDirs) => Promise<void>
+  /**
+   * dr: false starts only the primary; start the DR later with
+   * `pair.startDr()` (until then `pair.dr` is not set). Default true.
+   */
+  dr?: boolean
 }
 
 /** startPair starts a primary, then a DR following it. */
@@ -77,20 +97,28 @@ export async function startPair (opts: PairOptions = {}): Promise<Pair> {
     await mkdir(path.dirname(path.join(dirs.drImages, name)), { recursive: true })
     await writeFile(path.join(dirs.drImages, name), data)
   }
-  const primary = await startNode(['primary', '--images', dirs.images, '--state', dirs.state, '--mount', dirs.mnt,
-    '--listen', '127.0.0.1:0', ...(opts.primaryArgs ?? [])], { state: dirs.state, mount: dirs.mnt })
+  await opts.prepare?.(dirs)
+  const startPrimary = async (listen: string, extra: string[] = []): Promise<NodeProcess> => await startNode(['primary', '--images', dirs.images,
+    '--state', dirs.state, '--mount', dirs.mnt, '--listen', listen, ...(opts.primaryArgs ?? []), ...extra], { state: dirs.state, mount: dirs.mnt })
+  const primary = await startPrimary('127.0.0.1:0')
   const url = (await primary.status<PrimaryStatus>()).listen!
   const startDr = async (extra: string[] = []): Promise<NodeProcess> => await startNode(['dr', '--images', dirs.drImages, '--state', dirs.drState,
     '--mount', dirs.drMnt, '--primary', url, '--token-file', path.join(dirs.state, 'token'),
     '--hydrate-rate', opts.hydrateRate ?? 'unlimited', ...(opts.drArgs ?? []), ...extra], { state: dirs.drState, mount: dirs.drMnt })
   const pair: Pair = {
     primary,
-    dr: await startDr(),
+    // Not set until startDr() when opts.dr is false.
+    dr: opts.dr === false ? undefined as unknown as NodeProcess : await startDr(),
     dirs,
     url,
     primaryStatus: () => pair.primary.status<PrimaryStatus>(),
     drStatus: () => pair.dr.status<DrStatus>(),
     startDr: async (extra) => { pair.dr = await startDr(extra); return pair.dr },
+    restartPrimary: async (extra) => {
+      await pair.primary.stop()
+      pair.primary = await startPrimary(new URL(url).host, extra)
+      return pair.primary
+    },
     caughtUp: async (timeoutMs = 30_000) => {
       const last = (await pair.primaryStatus()).seq.last
       return await waitFor(`DR to apply up to seq ${last}`, async () => {
@@ -101,7 +129,9 @@ export async function startPair (opts: PairOptions = {}): Promise<Pair> {
     consistent: async (timeoutMs = 60_000) => {
       return await waitFor('DR to become consistent', async () => {
         const [p, s] = [await pair.primaryStatus(), await pair.drStatus()]
-        return s.consistent && s.seq.applied >= p.seq.last ? s : undefined
+        const names = (vs: Array<{ name: string }>): string => vs.map(v => v.name).sort().join('\n')
+        const registered = s.primary.id !== undefined && names(s.volumes) === names(p.volumes)
+        return registered && s.consistent && s.seq.applied >= p.seq.last ? s : undefined
       }, timeoutMs, 100)
     },
   }
