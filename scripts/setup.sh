@@ -14,7 +14,9 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 # 2. OS packages. Runtime: libfuse2 (fuse-native links it) and fuse3 (fusermount).
 #    Tests and the demo drive real tools: fio, qemu-img, mkfs/fsck, cmp.
 pkgs="libfuse2 fuse3 fio qemu-utils e2fsprogs rsync"
-if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs bindfs httpfs2 rclone nbdkit nginx-light"; fi
+# The tests drive the status page in a real headless Chromium.
+if [ "${1:-}" = "--test" ]; then pkgs="$pkgs chromium"; fi
+if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs bindfs httpfs2 rclone nbdkit nginx-light chromium"; fi
 missing=""
 for p in $pkgs; do
   # Debian 13 renamed libfuse2 to libfuse2t64; either one will do.
