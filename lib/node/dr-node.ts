@@ -536,13 +536,14 @@ export class DrNode {
       primary: { label: this.opts.primaryLabel ?? '', id: this.follower.state?.primaryId, journalBytes: this.primaryJournalBytes },
       seq: { applied, stored: this.journal.lastSeq, primaryLast: lag.primaryLastSeq, durableInImages: this.checkpointer.imageSeq },
       lag,
-      consistent: lag.stalled === undefined && volumes.every(v => v.state === 'consistent'),
+      // Nothing is consistent before the DR has registered and listed its volumes once.
+      consistent: this.follower.state !== undefined && lag.stalled === undefined && volumes.every(v => v.state === 'consistent'),
       volumes,
       ...(this.lastResync ? { resync: this.lastResync } : {}),
       fetched: { onDemandBytes: f.readBytes, hydrationBytes: f.hydrateBytes, fetches: f.fetches, retries: f.retries, failures: f.failures },
       hydration: {
         bytesPerSecond: this.opts.hydrateRate ?? Infinity,
-        complete: volumes.every(v => v.regions.absent === 0),
+        complete: this.follower.state !== undefined && volumes.every(v => v.regions.absent === 0),
         kept: h.kept, released: h.released, copied: h.copied, comparedBytes: h.comparedBytes,
       },
       replication: { ...this.follower.counters },
