@@ -81,7 +81,10 @@ export class CodeKeeper {
     if (this.bucket.tokens < 0) await this.sleep(-this.bucket.tokens / rate * 1000)
   }
 
+  // Timers are unref'd (a keeper never keeps a process alive), so a sleep
+  // that began after stop() would never end: there is none once stopped.
   private sleep (ms: number): Promise<void> {
+    if (!this.running) return Promise.resolve()
     return new Promise(resolve => {
       const t = setTimeout(resolve, ms)
       t.unref()
