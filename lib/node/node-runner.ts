@@ -28,11 +28,11 @@ export interface RunnerConfig {
   regionSize?: number
   checkpointMs?: number
   /** Primary role (and a DR once promoted). */
-  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit'>
+  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads'>
   listen?: { host: string, port: number }
   tokenFile?: string
   /** DR role. */
-  dr?: Omit<DrOptions, 'images' | 'state' | 'mount' | 'log' | 'primary' | 'regionSize' | 'checkpointMs'> & { url: string, token: string, ca?: string }
+  dr?: Omit<DrOptions, 'images' | 'state' | 'mount' | 'log' | 'primary' | 'regionSize' | 'checkpointMs' | 'listen' | 'token'> & { url: string, token: string, ca?: string }
 }
 
 /** PromoteReply answers `volmirror promote`. */
@@ -161,6 +161,8 @@ function d0 (cfg: RunnerConfig, dr: NonNullable<RunnerConfig['dr']>): DrOptions 
     primaryLabel: url,
     ...(cfg.regionSize !== undefined ? { regionSize: cfg.regionSize } : {}),
     ...(cfg.checkpointMs !== undefined ? { checkpointMs: cfg.checkpointMs } : {}),
+    // A DR serves its status page and metrics where it will serve DRs once promoted.
+    ...(cfg.listen ? { listen: cfg.listen, token } : {}),
     ...rest,
   }
 }

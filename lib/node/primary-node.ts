@@ -18,6 +18,7 @@ import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
 import { PrimaryHttpServer } from '../http/server.js'
 import { FuseMount } from '../fuse/mount.js'
+import { observePrimary, type Observability } from './observability.js'
 import type { Logger } from '../log.js'
 import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
 import { PrimaryFs } from '../primary/primary-fs.js'
@@ -66,6 +67,8 @@ export interface PrimaryOptions {
   journalLimit?: number
   /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
   codesRate?: number
+  /** Read through the thread pool (slow disks) instead of on the main thread. */
+  asyncReads?: boolean
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -147,6 +150,8 @@ export class PrimaryNode {
   private demoting = false
   keeper: CodeKeeper | undefined
   codes: RegionCodes | undefined
+  /** Metrics and the status page (served on the HTTP endpoint when listening). */
+  observability: Observability | undefined
 
   /** start brings a primary up; on failure everything it opened is closed again. */
   static async start (opts: PrimaryOptions): Promise<PrimaryNode> {
@@ -189,6 +194,7 @@ export class PrimaryNode {
       codes.invalidateEntries(await journal.entries(imageSeq))
       await replayJournal(journal, applier, imageSeq, log)
       const fs = new PrimaryFs(images, files, journal, applier, checkpointer, log)
+      fs.asyncReads = opts.asyncReads ?? false
       fsRef = fs
       const versions = new RegionVersions(store.identity.regionSize)
       const births = new NameBirths(store)
@@ -295,6 +301,9 @@ export class PrimaryNode {
       const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source, http, history, token)
       node.keeper = keeper
       node.codes = codes
+      const observability = node.observability = observePrimary(node)
+      cleanup.unshift(() => observability.close())
+      if (http) http.observability = observability.routes
       control.handle('status', async () => await node.status())
       await control.listen()
       node.watchPeers()
@@ -442,6 +451,7 @@ export class PrimaryNode {
     for (const c of this.peerClients.values()) await (c as PrimaryClient).close().catch(() => {})
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
     await this.http?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
+    this.observability?.close()
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
     await this.watcher.close().catch(() => {})
     await this.keeper?.stop()

@@ -171,6 +171,11 @@ export class ImageDir {
     }
   }
 
+  /** readSync reads on the calling thread (the main thread: no thread-pool round trip). */
+  readSync (fd: number, buf: Buffer, length: number, position: number): number {
+    try { return fs.readSync(fd, buf, 0, length, position) } catch (err) { throw fromSystemError(err, 'read') }
+  }
+
   ftruncateSync (fd: number, size: number, name: string): void {
     this.fault('truncate', name)
     try { fs.ftruncateSync(fd, size) } catch (err) { throw fromSystemError(err, `truncate ${name}`) }
