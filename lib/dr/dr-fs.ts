@@ -9,11 +9,10 @@
  */
 import fs from 'node:fs'
 import { regionSpans } from '../core/region-map.js'
-import { RESERVED_PREFIX } from '../core/volume-name.js'
 import type { FileStat, FsStat, VolumeFs } from '../core/volume-fs.js'
 import type { Replica } from '../core/replica.js'
 import { VolmirrorError } from '../errors.js'
-import { toFileStat, type ImageDir } from '../store/image-dir.js'
+import type { ImageDir } from '../store/image-dir.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import type { ApplyLock } from './apply-lock.js'
 import type { DrVolumes } from './dr-volumes.js'
@@ -37,16 +36,11 @@ export class DrFs implements VolumeFs {
   ) {}
 
   async getattr (name: string): Promise<FileStat> {
-    const st = await this.images.lstat(name)
-    if (!st.isFile() && !st.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${name} is not a volume`)
-    return toFileStat(st)
+    return await this.images.volumeStat(name)
   }
 
   async readdir (name: string): Promise<string[]> {
-    const entries = await this.images.readdir(name)
-    return entries
-      .filter(e => (e.isFile() || e.isDirectory()) && !(name === '' && e.name.startsWith(RESERVED_PREFIX)))
-      .map(e => e.name)
+    return await this.images.volumeEntries(name)
   }
 
   async open (name: string, flags: number): Promise<number> {
@@ -85,11 +79,7 @@ export class DrFs implements VolumeFs {
   }
 
   async statfs (): Promise<FsStat> {
-    const s = await this.images.statfs()
-    return {
-      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
-      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
-    }
+    return await this.images.fsStat()
   }
 
   async flush (): Promise<void> {}

@@ -18,14 +18,14 @@
  */
 import fs from 'node:fs'
 import { NAMESPACE_OPS, type EncodedRecord, type RecordFields } from '../core/record.js'
-import { isUnder, parentName, RESERVED_PREFIX } from '../core/volume-name.js'
+import { isUnder, parentName } from '../core/volume-name.js'
 import type { FileStat, FsStat, VolumeFs } from '../core/volume-fs.js'
 import { isAllZero } from '../core/zero.js'
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { RecordApplier } from '../store/applier.js'
 import type { Checkpointer } from '../store/checkpoint.js'
-import { toFileStat, type ImageDir } from '../store/image-dir.js'
+import type { ImageDir } from '../store/image-dir.js'
 import type { Journal } from '../store/journal.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 
@@ -95,16 +95,11 @@ export class PrimaryFs implements VolumeFs {
   // --- reads and attributes ------------------------------------------------
 
   async getattr (name: string): Promise<FileStat> {
-    const st = await this.images.lstat(name)
-    if (!st.isFile() && !st.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${name} is not a volume`)
-    return toFileStat(st)
+    return await this.images.volumeStat(name)
   }
 
   async readdir (name: string): Promise<string[]> {
-    const entries = await this.images.readdir(name)
-    return entries
-      .filter(e => (e.isFile() || e.isDirectory()) && !(name === '' && e.name.startsWith(RESERVED_PREFIX)))
-      .map(e => e.name)
+    return await this.images.volumeEntries(name)
   }
 
   async open (name: string, flags: number): Promise<number> {
@@ -128,11 +123,7 @@ export class PrimaryFs implements VolumeFs {
   }
 
   async statfs (): Promise<FsStat> {
-    const s = await this.images.statfs()
-    return {
-      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
-      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
-    }
+    return await this.images.fsStat()
   }
 
   // --- data mutations ------------------------------------------------------

@@ -14,7 +14,6 @@
  * acknowledgement. Trimming (by the node, at checkpoints) never passes the
  * lowest acknowledgement.
  */
-import { readdir } from 'node:fs/promises'
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { ImageDir } from '../store/image-dir.js'
@@ -27,7 +26,7 @@ import { compareHistories, type History } from '../core/history.js'
 import { crc32 } from 'node:zlib'
 import type { NameBirths } from './name-births.js'
 import type { RegionReader } from './region-reader.js'
-import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
+import { checkVolumeName } from '../core/volume-name.js'
 
 /** DrRecord is what the primary remembers of one DR. */
 export interface DrRecord {
@@ -144,6 +143,16 @@ export class ReplicationSource implements PrimaryService {
     return n
   }
 
+  /** dirtyMaps returns, for each DR in bitmap mode, its dirty regions of `volume` (the status page's picture). */
+  dirtyMaps (volume: string): RegionBitmap[] {
+    const out: RegionBitmap[] = []
+    for (const vols of this.dirty.values()) {
+      const m = vols.get(volume)
+      if (m && m.setCount > 0) out.push(m)
+    }
+    return out
+  }
+
   /**
    * enforceJournalLimit keeps the journal within `journalLimit` while DRs
    * lag: the oldest records a DR has not acknowledged are replaced, for that
@@ -240,21 +249,10 @@ export class ReplicationSource implements PrimaryService {
 
   async volumes (): Promise<VolumeList> {
     const asOf = this.appliedSeq()
-    const out: VolumeInfo[] = []
-    const walk = async (dir: string): Promise<void> => {
-      const entries = await readdir(this.images.path(dir), { withFileTypes: true }).catch(() => [])
-      for (const e of entries) {
-        if (!dir && e.name.startsWith(RESERVED_PREFIX)) continue
-        const name = dir ? `${dir}/${e.name}` : e.name
-        if (e.isDirectory()) { await walk(name); continue }
-        if (!e.isFile()) continue
-        const st = await this.images.lstat(name).catch(() => undefined)
-        if (st) out.push({ name, size: st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs, birth: this.births.of(name) })
-      }
-    }
-    await walk('')
-    out.sort((a, b) => a.name < b.name ? -1 : 1)
-    return { asOf, volumes: out }
+    const volumes: VolumeInfo[] = (await this.images.listVolumes()).map(({ name, stats }) => ({
+      name, size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, birth: this.births.of(name),
+    }))
+    return { asOf, volumes }
   }
 
   async readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer, birth: number }> {

@@ -16,7 +16,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
-import type { FileStat } from '../core/volume-fs.js'
+import type { FileStat, FsStat } from '../core/volume-fs.js'
 import { fromSystemError, VolmirrorError } from '../errors.js'
 
 const require = createRequire(import.meta.url)
@@ -149,6 +149,49 @@ export class ImageDir {
   async punchHole (fd: number, offset: number, length: number): Promise<void> {
     fsNativeExt ??= require('fs-native-extensions') as FsNativeExt
     await wrap(fsNativeExt.trim(fd, offset, length), 'punch hole')
+  }
+
+  // --- what a mount shows (the same for primary and DR) ---------------------
+
+  /** volumeStat is getattr of a volume or directory; anything else is NOT_FOUND. */
+  async volumeStat (name: string): Promise<FileStat> {
+    const st = await this.lstat(name)
+    if (!st.isFile() && !st.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${name} is not a volume`)
+    return toFileStat(st)
+  }
+
+  /** volumeEntries lists a directory's volumes and subdirectories (volmirror's own entries hidden). */
+  async volumeEntries (name: string): Promise<string[]> {
+    const entries = await this.readdir(name)
+    return entries
+      .filter(e => (e.isFile() || e.isDirectory()) && !(name === '' && e.name.startsWith(RESERVED_PREFIX)))
+      .map(e => e.name)
+  }
+
+  /** fsStat is statfs of the file system holding the images. */
+  async fsStat (): Promise<FsStat> {
+    const s = await this.statfs()
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
+    }
+  }
+
+  /** listVolumes walks the directory: every volume file with its stats (volmirror's own entries skipped). */
+  async listVolumes (): Promise<Array<{ name: string, stats: fs.Stats }>> {
+    const out: Array<{ name: string, stats: fs.Stats }> = []
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await this.readdir(dir).catch(() => [])) {
+        if (dir === '' && e.name.startsWith(RESERVED_PREFIX)) continue
+        const name = dir ? `${dir}/${e.name}` : e.name
+        if (e.isDirectory()) { await walk(name); continue }
+        if (!e.isFile()) continue
+        const stats = await this.lstat(name).catch(() => undefined)
+        if (stats) out.push({ name, stats })
+      }
+    }
+    await walk('')
+    return out.sort((a, b) => a.name < b.name ? -1 : 1)
   }
 
   // --- synchronous flavour (the apply path) --------------------------------
