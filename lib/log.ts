@@ -18,23 +18,42 @@ export type LogFields = Record<string, unknown>
 /** LogSink receives finished lines; tests swap it to capture events. */
 export type LogSink = (line: string, level: LogLevel, event: string, fields: LogFields) => void
 
+/**
+ * LogObserver sees every event, whatever the logger's level (metrics count
+ * errors by code even when warnings are not printed). It must not throw or
+ * log; a throwing observer is ignored.
+ */
+export type LogObserver = (level: LogLevel, event: string, fields: LogFields) => void
+
 /** Logger writes events at or above its level. */
 export class Logger {
   level: LogLevel
   readonly format: 'text' | 'json'
   private readonly sink: LogSink
   private readonly base: LogFields
+  // Shared by a logger and its children: an observer sees the events of the whole family.
+  private observers: Set<LogObserver>
 
   constructor (opts: { level?: LogLevel, format?: 'text' | 'json', sink?: LogSink, base?: LogFields } = {}) {
     this.level = opts.level ?? 'info'
     this.format = opts.format ?? 'text'
     this.sink = opts.sink ?? ((line) => { process.stderr.write(line + '\n') })
     this.base = opts.base ?? {}
+    this.observers = new Set()
   }
 
   /** child returns a logger that adds `fields` to every event. */
   child (fields: LogFields): Logger {
-    return new Logger({ level: this.level, format: this.format, sink: this.sink, base: { ...this.base, ...fields } })
+    const c = new Logger({ level: this.level, format: this.format, sink: this.sink, base: { ...this.base, ...fields } })
+    c.observers = this.observers
+    return c
+  }
+
+  /** observe calls `fn` for every event of this logger's family (it, its parent, its children); returns a function that stops it. */
+  observe (fn: LogObserver): () => void {
+    const entry: LogObserver = (...args) => { fn(...args) } // a distinct entry per call: observing twice counts twice
+    this.observers.add(entry)
+    return () => { this.observers.delete(entry) }
   }
 
   enabled (level: LogLevel): boolean { return RANK[level] <= RANK[this.level] }
@@ -44,6 +63,11 @@ export class Logger {
   debug (event: string, fields?: LogFields): void { this.log('debug', event, fields) }
 
   log (level: LogLevel, event: string, fields: LogFields = {}): void {
+    if (this.observers.size > 0) {
+      for (const fn of this.observers) {
+        try { fn(level, event, fields) } catch {}
+      }
+    }
     if (!this.enabled(level)) return
     const all = { ...this.base, ...fields }
     const ts = new Date().toISOString()

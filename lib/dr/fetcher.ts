@@ -24,6 +24,14 @@ import { sameVolume, type DrVolumes } from './dr-volumes.js'
 /** FetchCause says why a region is fetched (status counts bytes by cause). */
 export type FetchCause = 'read' | 'hydrate'
 
+/** FetchEvent is one finished fetch of a region, for metrics: why, how long (all attempts), bytes, success. */
+export interface FetchEvent {
+  cause: FetchCause
+  seconds: number
+  bytes: number
+  ok: boolean
+}
+
 interface Waiter { start: number, end: number, resolve: () => void, reject: (e: Error) => void }
 
 interface Flight {
@@ -35,6 +43,7 @@ interface Flight {
   waiters: Waiter[]
   done: Promise<void>
   abort: AbortController
+  bytes: number
 }
 
 /** FetcherOptions tune retries and read-ahead. */
@@ -51,6 +60,7 @@ export class Fetcher {
   private closed = false
   /** Bytes fetched, by cause; fetches that failed for good. */
   readonly counters = { readBytes: 0, hydrateBytes: 0, fetches: 0, failures: 0, retries: 0, corrupt: 0 }
+  private readonly observers = new Set<(e: FetchEvent) => void>()
 
   constructor (
     private readonly service: PrimaryService,
@@ -102,9 +112,23 @@ export class Fetcher {
 
   get readAhead (): number { return this.opts.readAhead }
 
+  /** onFetch calls `fn` after every fetch that went to the primary (latency metrics); returns a function that stops it. */
+  onFetch (fn: (e: FetchEvent) => void): () => void {
+    const entry = (e: FetchEvent): void => { fn(e) }
+    this.observers.add(entry)
+    return () => { this.observers.delete(entry) }
+  }
+
+  private fetched (f: Flight, startedAt: number, ok: boolean): void {
+    const e: FetchEvent = { cause: f.cause, seconds: (performance.now() - startedAt) / 1000, bytes: f.bytes, ok }
+    for (const fn of this.observers) {
+      try { fn(e) } catch {}
+    }
+  }
+
   private start (volume: number, region: number, cause: FetchCause, first: number): Flight {
     const key = `${volume}:${region}`
-    const f: Flight = { volume, region, cause, have: [], waiters: [], done: Promise.resolve(), abort: new AbortController() }
+    const f: Flight = { volume, region, cause, have: [], waiters: [], done: Promise.resolve(), abort: new AbortController(), bytes: 0 }
     this.flights.set(key, f)
     f.done = this.run(f, first).then(() => {
       for (const w of f.waiters) w.resolve()
@@ -120,6 +144,7 @@ export class Fetcher {
 
   private async run (f: Flight, first: number): Promise<void> {
     const deadline = Date.now() + this.opts.timeoutMs
+    const startedAt = performance.now()
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new VolmirrorError('CLOSED', 'the DR is shutting down')
       if (this.replica.present(f.volume, f.region)) return
@@ -130,6 +155,7 @@ export class Fetcher {
         await this.once(f, token, v.name, first)
         if (this.replica.fetchEnd(token, true)) {
           this.counters.fetches++
+          this.fetched(f, startedAt, true)
           return
         }
         // Abandoned (a truncate changed the region meanwhile): fetch it again.
@@ -140,6 +166,7 @@ export class Fetcher {
         const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random())
         if (Date.now() + wait > deadline) {
           this.counters.failures++
+          this.fetched(f, startedAt, false)
           this.log.error('fetch.failed', { volume: v.name, region: f.region, attempts: attempt + 1, err })
           throw new VolmirrorError('PEER_UNREACHABLE', `cannot fetch region ${f.region} of ${v.name} from the primary: ${(err as Error).message}`, { cause: err })
         }
@@ -170,6 +197,7 @@ export class Fetcher {
         this.replica.fetchData(token, { offset, data: chunk })
         if (f.cause === 'read') this.counters.readBytes += chunk.length
         else this.counters.hydrateBytes += chunk.length
+        f.bytes += chunk.length
         addRange(f.have, offset, offset + chunk.length)
         this.wake(f)
       },

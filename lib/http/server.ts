@@ -19,6 +19,10 @@
  *   GET  /v1/groups?node&after&wait&max       a group frame (lib/replication/group-frame.ts)
  *   POST /v1/ack                              {"node","seq"} -> 204
  *
+ * With `observability` set, the operator's read-only routes too (`/`,
+ * `/metrics`, `/v1/status`, `/v1/regionmap`: lib/http/observability.ts),
+ * under the same token.
+ *
  * NAME is a volume name, either percent-encoded as one segment
  * (`pool%2Fvm1.raw`, what the client sends) or as path segments
  * (`pool/vm1.raw`, for curl). In the segment form a name whose last
@@ -48,6 +52,7 @@ import { silentLogger, type Logger } from '../log.js'
 import { encodeGroupFrame } from '../replication/group-frame.js'
 import { LIMITS, type PrimaryService, type RegionSink } from '../replication/protocol.js'
 import { bearerToken, tokenMatches } from './auth.js'
+import type { ObservabilityRoutes } from './observability.js'
 import { parseRange } from './range.js'
 import { RegionBody } from './region-body.js'
 import { intField, intValue, Query, readJsonObject, sendError, sendJson, stringField } from './server-io.js'
@@ -85,6 +90,8 @@ export class PrimaryHttpServer {
   private readonly inFlight = new Set<Promise<unknown>>()
   private regionSizeP: Promise<number> | undefined
   private bound: { host: string, port: number } | undefined
+  /** observability, once the node is up, serves the status page, metrics and status JSON too. */
+  observability: ObservabilityRoutes | undefined
 
   constructor (private readonly service: PrimaryService, private readonly opts: PrimaryHttpServerOptions) {
     if (!opts.token) throw new VolmirrorError('INVALID_ARGUMENT', 'the HTTP server needs a peer token')
@@ -190,6 +197,7 @@ export class PrimaryHttpServer {
       sendJson(res, 200, { ok: true })
       return
     }
+    if (this.observability?.handles(pathPart)) return await this.observability.serve(req, res, pathPart, query)
     if (!tokenMatches(bearerToken(req.headers.authorization), this.opts.token)) {
       this.drain(req, res)
       sendError(res, new VolmirrorError('UNAUTHORIZED', 'missing or wrong peer token (Authorization: Bearer <token>)'), { 'www-authenticate': 'Bearer realm="volmirror"' })

@@ -40,6 +40,7 @@ import { StateStore } from '../store/state-store.js'
 import { RegionCodes } from '../store/region-codes.js'
 import { CodeKeeper } from '../store/code-keeper.js'
 import { VolumeFiles } from '../store/volume-files.js'
+import { serveDr } from './observability.js'
 
 /** DrOptions are the settings of `volmirror dr`. */
 export interface DrOptions {
@@ -60,6 +61,10 @@ export interface DrOptions {
   pollWaitMs?: number
   /** Where this DR will serve if promoted (told to the primary for switchovers and split-brain checks). */
   listenUrl?: string
+  /** Serve the status page and metrics here (read-only) until promoted; needs `token`. */
+  listen?: { host: string, port: number }
+  /** The peer token: guards what is served on `listen`. */
+  token?: string
   /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
   codesRate?: number
   /** Keep the bytes of discarded writes (failback, --discard-local) here for inspection. */
@@ -126,6 +131,7 @@ export class DrNode {
   codes!: RegionCodes
   keeper!: CodeKeeper
   private lastResync: { fromSeq: number, dirtyRegions: number, at: string } | undefined
+  private served: { url: string, close: () => Promise<void> } | undefined
 
   private constructor (
     readonly opts: DrOptions,
@@ -257,6 +263,10 @@ export class DrNode {
       }))
       await control.listen()
       cleanup.unshift(() => control.close())
+      if (opts.listen) {
+        const served = node.served = await serveDr(node, opts.listen, opts.token ?? '')
+        cleanup.unshift(() => served.close())
+      }
       checkpointer.start()
       follower.start()
       hydrator.start()
@@ -564,6 +574,7 @@ export class DrNode {
     const log = this.opts.log
     clearTimeout(this.infoTimer)
     this.infoTimer = undefined
+    await this.served?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
     await this.hydrator.stop()
     await this.keeper.stop()

@@ -1,0 +1,47 @@
+/**
+ * primary-metrics: a primary's metrics, read from its status at scrape
+ * time: seqs, the journal, each registered DR (acknowledged seq, lag,
+ * journaling or bitmap mode, dirty bytes to resync) and the volumes.
+ */
+import type { Logger } from '../log.js'
+import type { PrimaryStatus } from '../node/primary-node.js'
+import { flag, type Labels } from './metric-kit.js'
+import { NodeMetrics } from './node-metrics.js'
+
+/** primaryMetrics builds the registry of a primary whose status is `status()`. */
+export function primaryMetrics (status: () => Promise<PrimaryStatus>, log: Logger): NodeMetrics<PrimaryStatus> {
+  const m = new NodeMetrics(status, log)
+  const k = m.kit
+  const s = (): Promise<PrimaryStatus> => m.status.get()
+
+  k.gauge('seq_last', 'Last seq assigned (journaled) by this primary.', [], async () => (await s()).seq.last)
+  k.gauge('seq_applied', 'Last seq applied to the images.', [], async () => (await s()).seq.applied)
+  k.gauge('seq_durable_in_images', 'Last seq known durable in the images (checkpoint).', [], async () => (await s()).seq.durableInImages)
+
+  k.gauge('journal_bytes', 'Bytes of journal records kept (for DRs that have not acknowledged them, or not yet in the images).', [], async () => (await s()).journal.bytes)
+  k.gauge('journal_records', 'Journal records kept.', [], async () => (await s()).journal.records)
+  k.gauge('journal_segments', 'Journal segment files.', [], async () => (await s()).journal.segments)
+  k.total('journal_indexed_records_total', 'Journal records indexed since the node started (every write, zero, truncate and namespace change).', [], async () => (await s()).journal.batchedRecords)
+  k.total('journal_batches_total', 'Journal index batches written since the node started (records / batches is the group commit factor).', [], async () => (await s()).journal.batches)
+
+  k.gauge('region_codes_valid', 'Region checksums currently valid (failback and hydration compare with them instead of reading).', [], async () => (await s()).codes.valid)
+  k.gauge('split_brain', '1 while a split brain with a peer is detected (replication stops until an operator resolves it).', [], async () => flag((await s()).splitBrain !== undefined))
+
+  const dr = (d: PrimaryStatus['drs'][number]): Labels => ({ dr: d.nodeId })
+  k.gauge('drs', 'DRs registered with this primary.', [], async () => (await s()).drs.length)
+  k.gauge('dr_acked_seq', 'Last seq a DR acknowledged (durably applied).', ['dr'], async () => (await s()).drs.map(d => [dr(d), d.ackedSeq]))
+  k.gauge('dr_lag_seq', 'Seqs a DR has not acknowledged yet.', ['dr'], async () => (await s()).drs.map(d => [dr(d), d.lagSeq]))
+  k.gauge('dr_mode', 'Replication mode per DR: 1 for the mode it is in (journaling: every record kept; bitmap: records dropped past the journal limit, dirty regions to resync).', ['dr', 'mode'],
+    async () => (await s()).drs.flatMap(d => (['journaling', 'bitmap'] as const).map(mode => [{ ...dr(d), mode }, flag(d.mode === mode)] as [Labels, number])))
+  k.gauge('dr_dirty_bytes', 'Bytes of regions a DR must resync after an outage (bitmap mode).', ['dr'], async () => (await s()).drs.map(d => [dr(d), d.dirtyBytes]))
+  k.gauge('dr_last_seen_seconds', 'Seconds since a DR last asked for groups or acknowledged.', ['dr'],
+    async () => (await s()).drs.map(d => [dr(d), Math.max(0, (Date.now() - Date.parse(d.lastSeenAt)) / 1000)]))
+
+  k.gauge('volumes', 'Volumes in the image directory.', [], async () => (await s()).volumes.length)
+  k.gauge('volume_size_bytes', 'Size of each volume.', ['volume'], async () => (await s()).volumes.map(v => [{ volume: v.name }, v.size]))
+  k.gauge('volume_allocated_bytes', 'Bytes each volume allocates on disk (sparse images allocate less than their size).', ['volume'],
+    async () => (await s()).volumes.map(v => [{ volume: v.name }, v.allocated]))
+  k.gauge('volume_flagged', '1 for a volume changed outside volmirror\'s mount (its DRs compare it by checksum), by reason.', ['volume', 'reason'],
+    async () => (await s()).volumes.filter(v => v.flagged).map(v => [{ volume: v.name, reason: v.flagged!.reason }, 1]))
+  return m
+}
