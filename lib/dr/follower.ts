@@ -120,8 +120,11 @@ export class Follower {
 
   /** lagNow reports the replication lag as of now. */
   lagNow (): Lag {
-    const seconds = this.lag.seq > 0 ? Math.max(0, (this.pendingAgeMs + Date.now() - this.pendingAgeAt) / 1000) : 0
-    return { ...this.lag, seconds }
+    // From the applied seq as of now: a group applied since the primary's
+    // last answer (its acknowledgement still on the way) is no longer lag.
+    const seq = Math.min(this.lag.seq, Math.max(0, this.lag.primaryLastSeq - this.appliedSeq))
+    const seconds = seq > 0 ? Math.max(0, (this.pendingAgeMs + Date.now() - this.pendingAgeAt) / 1000) : 0
+    return { ...this.lag, seq, seconds }
   }
 
   private async run (): Promise<void> {
