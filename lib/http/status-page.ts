@@ -86,7 +86,7 @@ function renderSummary (s) {
     facts.append(fact('applied seq', String(s.seq.applied), 'applied'));
     facts.append(fact('primary seq', String(s.seq.primaryLast)));
     facts.append(fact('lag', s.lag.seq + ' seq, ' + s.lag.seconds.toFixed(1) + ' s', 'lag'));
-    facts.append(fact('link', s.lag.connected ? 'up' : 'down' + (s.lag.lastError ? ' (' + s.lag.lastError + ')' : '')));
+    facts.append(fact('primary', (s.primary.label || '?') + (s.lag.connected ? ' (up)' : ' (down' + (s.lag.lastError ? ': ' + s.lag.lastError : '') + ')'), 'link'));
     facts.append(fact('fetched', bytes(s.fetched.onDemandBytes) + ' on demand, ' + bytes(s.fetched.hydrationBytes) + ' hydration'));
     $('state').className = 'value ' + (s.consistent ? 'ok' : 'warn');
   } else {

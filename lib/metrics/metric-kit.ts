@@ -80,10 +80,11 @@ export class Snapshot<T> {
 
   get (): Promise<T> {
     if (!this.value || Date.now() - this.at > this.maxAgeMs) {
+      const v = this.read()
       this.at = Date.now()
-      this.value = this.read()
+      this.value = v
       // A failed read fails this scrape only.
-      this.value.catch(() => { this.value = undefined })
+      v.catch(() => { if (this.value === v) this.value = undefined })
     }
     return this.value
   }

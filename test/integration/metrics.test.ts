@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { decodeRegionPicture, type RegionPicture } from '../../lib/core/region-picture.js'
 import { fsop } from '../helpers/fsop.js'
+import { cli } from '../helpers/proc.js'
 import { freePort, get, pairToken, scrape } from '../helpers/observe.js'
 import { startPair } from '../helpers/pair.js'
 import { pattern } from '../helpers/pattern.js'
@@ -135,5 +136,25 @@ describe('metrics', function () {
     assert.equal((await get(`${drUrl}/v1/regionmap`, token)).status, 400)
     assert.equal((await get(`${drUrl}/v1/info`, token)).status, 404)
     assert.equal((await fetch(`${drUrl}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 405)
+  })
+
+  it('serves a DR\'s routes on its --listen address until a promotion, then the primary\'s there', async () => {
+    const port = await freePort()
+    const pair = await startPair({ images: { 'vm1.raw': pattern(4, 4 * MiB) }, drArgs: ['--listen', `127.0.0.1:${port}`] })
+    const token = await pairToken(pair.dirs.state)
+    const drUrl = `http://127.0.0.1:${port}`
+    await pair.consistent()
+    assert.equal((await scrape(drUrl, token)).value('volmirror_role', { role: 'dr' }), 1)
+    // A failover: the primary is gone, the DR is promoted in its process and serves DRs on the same address.
+    await pair.primary.stop()
+    const r = await cli(['promote', '--state', pair.dirs.drState, '--json'], { timeoutMs: 60_000 })
+    assert.equal(r.code, 0, r.stderr)
+    const m = await waitFor('the promoted node to serve on the DR\'s address', async () => {
+      const m = await scrape(drUrl, token).catch(() => undefined)
+      return m && m.value('volmirror_role', { role: 'primary' }) === 1 ? m : undefined
+    }, 30_000, 100)
+    assert.equal(m.value('volmirror_epoch'), 1)
+    assert.equal(m.value('volmirror_volume_size_bytes', { volume: 'vm1.raw' }), 4 * MiB)
+    assert.equal((await get(`${drUrl}/v1/info`, token)).status, 200, 'the replication routes are there now')
   })
 })
