@@ -7,18 +7,21 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { callControl } from '../lib/control/control-socket.js'
+import { configPath, readConfig, type FlagSpec } from '../lib/cli/config.js'
+import { demoteWithProgress, verifyWithProgress, waitForRole } from '../lib/cli/command-progress.js'
 import { formatStatus } from '../lib/cli/format-status.js'
 import { parseDuration, parseListen, parseRate, parseSize } from '../lib/cli/parse.js'
+import { watchStatus } from '../lib/cli/status-watch.js'
+import { Demo } from '../lib/demo/demo.js'
 import { checkRegionSize } from '../lib/store/state-store.js'
 import { VolmirrorError } from '../lib/errors.js'
 import { Logger, type LogLevel } from '../lib/log.js'
 import { NodeRunner, type PromoteReply } from '../lib/node/node-runner.js'
-import type { VerifyReport } from '../lib/dr/verifier.js'
 import { readToken } from '../lib/http/auth.js'
 import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
 
-interface CommonOpts { logLevel: LogLevel, logFormat: 'text' | 'json' }
+interface CommonOpts { logLevel: LogLevel, logFormat: 'text' | 'json', config?: string }
 
 const program = new Command()
   .name('volmirror')
@@ -29,9 +32,23 @@ const program = new Command()
   .configureOutput({
     outputError: (str, write) => write(`volmirror: ${str.replace(/^error: /, '').trim()} (see --help) [USAGE]\n`),
   })
+  .addHelpText('after', `
+Try it on this machine first (a primary and a DR with sample images, live progress):
+  volmirror demo
+
+Every command takes --config FILE: a JSON object of its long flags without
+dashes, e.g. {"state": "./state", "hydrate-rate": "200M"}; flags on the
+command line win over the file. \`volmirror <command> --help\` shows each
+command's flags and an example.
+
+Exit status:
+  0  success
+  1  failure (the message says what failed, with a code in brackets)
+  2  usage error (a bad command, flag, flag value or config file)`)
 
 function common (cmd: Command): Command {
   return cmd
+    .option('--config <file>', 'read flags from a JSON file ({"flag-name": "value"}); flags given here win')
     .addOption(new Option('--log-level <level>', 'least severe events to log').choices(['error', 'warn', 'info', 'debug']).default('info'))
     .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
 }
@@ -162,7 +179,7 @@ Example:
   .action(async (o: CommonOpts & { state: string, force: boolean, timeout: string, json: boolean }) => {
     const timeoutMs = durationOption('--timeout', o.timeout)
     const r = await callControl<PromoteReply>(o.state, 'promote', { force: o.force })
-    const s = await waitForRole(o.state, 'primary', timeoutMs)
+    const s = await waitForRole(o.state, 'primary', timeoutMs) // shows the wait on stderr
     const out = { ...r, role: s.role, epoch: s.epoch, mount: s.mount, listen: s.listen }
     if (o.json) process.stdout.write(JSON.stringify(out, null, 2) + '\n')
     else {
@@ -182,7 +199,7 @@ Example (switchover from A to B, nothing lost):
   volmirror promote --state ./stateB     # B: the new primary; A catches up and follows`)
   .action(async (o: CommonOpts & { state: string, timeout: string, json: boolean }) => {
     const timeoutMs = durationOption('--timeout', o.timeout)
-    const r = await callControl<{ lastSeq: number, follow: string }>(o.state, 'demote', { timeoutMs }, timeoutMs + 10_000)
+    const r = await demoteWithProgress(o.state, timeoutMs) // the DRs catching up, on stderr
     const s = await waitForRole(o.state, 'dr', 30_000)
     if (o.json) process.stdout.write(JSON.stringify({ ...r, role: s.role }, null, 2) + '\n')
     else process.stdout.write(`demoted at seq ${r.lastSeq}: every DR has it all; this node now follows ${r.follow} (promote that node next)\n`)
@@ -199,7 +216,7 @@ Example:
   volmirror verify --state ./drstate --repair   # and fetches them again
 Exit status: 0 when everything compared equal (or was repaired), 1 when differences remain.`)
   .action(async (o: CommonOpts & { state: string, repair: boolean, json: boolean }) => {
-    const r = await callControl<VerifyReport>(o.state, 'verify', { repair: o.repair }, 24 * 3600 * 1000)
+    const r = await verifyWithProgress(o.state, o.repair) // progress on stderr
     if (o.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n')
     } else {
@@ -211,32 +228,89 @@ Exit status: 0 when everything compared equal (or was repaired), 1 when differen
     if (r.mismatched.length > r.repaired) process.exitCode = 1
   })
 
-/** waitForRole waits until the node on `state` answers status with `role`. */
-async function waitForRole (state: string, role: 'primary' | 'dr', timeoutMs: number): Promise<{ role: string, epoch: number, mount: string, listen?: string }> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const s = await callControl<{ role: string, epoch: number, mount: string, listen?: string }>(state, 'status', {}, 5000)
-      if (s.role === role) return s
-    } catch (err) { last = err }
-    if (Date.now() > deadline) throw new VolmirrorError('TIMEOUT', `the node did not come up as ${role} within ${timeoutMs / 1000} s${last ? ` (${(last as Error).message})` : ''}; see its log`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
 common(program.command('status'))
   .description('show what a running node is doing: volumes, journal, replication')
   .requiredOption('--state <dir>', 'state directory of the node')
-  .option('--json', 'print the status as JSON', false)
+  .option('--json', 'print the status as JSON (with --watch: one object per line)', false)
+  .option('--watch', 'keep showing it until Ctrl-C: progress bars in a terminal, plain lines otherwise', false)
+  .option('--interval <duration>', 'with --watch: how often (default 1s in a terminal, 5s otherwise)')
   .addHelpText('after', `
 Example:
   volmirror status --state ./state
-  volmirror status --state ./state --json | jq .journal`)
-  .action(async (o: CommonOpts & { state: string, json: boolean }) => {
+  volmirror status --state ./state --json | jq .journal
+  volmirror status --state ./drstate --watch     # hydration bars per volume, lag; Ctrl-C ends it (exit 0)`)
+  .action(async (o: CommonOpts & { state: string, json: boolean, watch: boolean, interval?: string }) => {
+    if (o.interval !== undefined && !o.watch) throw new VolmirrorError('USAGE', '--interval goes with --watch')
+    if (o.watch) {
+      const intervalMs = o.interval !== undefined ? durationOption('--interval', o.interval) : (process.stdout.isTTY ? 1000 : 5000)
+      const until = new Promise<string>(resolve => {
+        process.once('SIGINT', () => resolve('SIGINT'))
+        process.once('SIGTERM', () => resolve('SIGTERM'))
+      })
+      await watchStatus({ state: o.state, intervalMs, json: o.json, until })
+      return
+    }
     const s = await callControl<{ role: string } & Record<string, unknown>>(o.state, 'status')
     process.stdout.write((o.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n')
   })
+
+common(program.command('demo'))
+  .description('try volmirror on this machine: sample images, a primary and a DR as separate processes, live progress until the DR is consistent')
+  .option('--dir <dir>', 'work directory (new or empty; default a new one under /var/tmp), removed at the end unless --keep')
+  .option('--size <size>', 'size of the sample ext4 image (sparse)', '1G')
+  .option('--hydrate-rate <rate>', 'the DR\'s background copy rate, per second (slow enough to watch)', '8M')
+  .option('--duration <duration>', 'stop by itself after this long (for CI); then exit 0 only if the DR became consistent')
+  .option('--keep', 'keep the work directory (images, state, node logs) after stopping', false)
+  .addHelpText('after', `
+Example:
+  volmirror demo                                 # runs until Ctrl-C, then cleans up
+  volmirror demo --dir ./demo --keep --size 4G   # keep everything for a look afterwards
+  volmirror demo --duration 40s --size 256M      # bounded, for CI: exit 0 once consistent
+
+Needs FUSE (/dev/fuse, fusermount) and mkfs.ext4 (e2fsprogs; without it the
+sample image holds a pattern instead of a file system). Node logs go to
+files in the work directory; the demo says where.`)
+  .action(async (o: CommonOpts & { dir?: string, size: string, hydrateRate: string, duration?: string, keep: boolean }) => {
+    const size = usage('--size', () => parseSize(o.size, '--size'))
+    if (size < 32 * 1024 * 1024) throw new VolmirrorError('USAGE', '--size: at least 32M (the ext4 file system and its sample files)')
+    usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
+    const durationMs = o.duration !== undefined ? durationOption('--duration', o.duration) : undefined
+    const demo = new Demo({
+      size, hydrateRate: o.hydrateRate, keep: o.keep, logLevel: o.logLevel,
+      ...(o.dir !== undefined ? { dir: o.dir } : {}),
+      ...(durationMs !== undefined ? { durationMs } : {}),
+    })
+    let signals = 0
+    const onSignal = (signal: string): void => {
+      if (++signals === 1) { demo.stop(signal); return }
+      // A second Ctrl-C: do not wait for clean stops any more.
+      void demo.kill().finally(() => process.exit(1))
+    }
+    process.on('SIGINT', () => onSignal('SIGINT'))
+    process.on('SIGTERM', () => onSignal('SIGTERM'))
+    process.exitCode = await demo.run()
+  })
+
+/**
+ * applyConfigFile puts the values of `--config FILE` into the command
+ * about to run, before the parser sees the command line (whose flags then
+ * win, and which checks required flags with the file's values in place).
+ */
+async function applyConfigFile (args: string[]): Promise<void> {
+  const at = args.findIndex(a => !a.startsWith('-'))
+  const cmd = program.commands.find(c => c.name() === args[at])
+  if (!cmd) return
+  const file = configPath(args.slice(at + 1))
+  if (file === undefined) return
+  const flags = (c: Command): FlagSpec[] => c.options.filter(o => o.long).map(o => ({
+    key: o.long!.slice(2), boolean: o.isBoolean(), ...(o.argChoices ? { choices: o.argChoices } : {}),
+  }))
+  const others = program.commands.filter(c => c !== cmd).flatMap(c => flags(c).map(f => f.key))
+  for (const [key, value] of await readConfig(file, flags(cmd), others)) {
+    const opt = cmd.options.find(o => o.long === `--${key}`)!
+    cmd.setOptionValueWithSource(opt.attributeName(), value, 'config')
+  }
+}
 
 /** runUntilSignal keeps a node up until SIGINT/SIGTERM (or a failed role change), then closes it; a second signal forces the unmount. */
 async function runUntilSignal (log: Logger, close: () => Promise<void>, mountPoint: string, failed?: Promise<never>): Promise<void> {
@@ -281,6 +355,7 @@ function fail (err: unknown): never {
 }
 
 try {
+  await applyConfigFile(process.argv.slice(2))
   await program.parseAsync(process.argv)
   process.exit(process.exitCode ?? 0)
 } catch (err) {

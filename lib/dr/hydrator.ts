@@ -14,7 +14,9 @@
  *
  * Hydration is resumable (the region maps are persisted), can be rate
  * limited (`bytesPerSecond`, 0 = only on demand), and yields to readers:
- * it waits while copy-on-read fetches are in flight.
+ * it waits while copy-on-read fetches are in flight. While regions remain
+ * absent it logs one `hydrate.progress` line per volume every few seconds
+ * (done, rate, ETA), and `hydrate.complete` when the copy is whole.
  */
 import { regionKey } from '../core/as-of.js'
 import type { Replica } from '../core/replica.js'
@@ -36,6 +38,8 @@ export interface HydratorOptions {
   batch?: number
   /** Copies in flight at once. */
   concurrency?: number
+  /** How often progress is logged while regions remain absent (default 5 s; 0 = never). */
+  progressMs?: number
 }
 
 /** Hydrator completes a DR's copy in the background. */
@@ -47,6 +51,12 @@ export class Hydrator {
   readonly counters = { kept: 0, released: 0, copied: 0, comparedBytes: 0, passes: 0 }
   /** When the last full pass found nothing absent (the copy is complete). */
   completeAt: number | undefined
+  private progressTimer: NodeJS.Timeout | undefined
+  /** Per volume id, what the last progress line saw (for the rate). */
+  private readonly seen = new Map<number, { present: number, at: number }>()
+  /** Why regions became absent, when the node said so (`resync`); shown in progress lines. */
+  private reason: string | undefined
+  private workSince: number | undefined
 
   constructor (
     private readonly service: PrimaryService,
@@ -64,17 +74,52 @@ export class Hydrator {
     if (this.running || this.opts.bytesPerSecond === 0) return
     this.running = true
     this.loop = this.run().catch(err => this.log.error('hydrate.stopped', { err }))
+    const every = this.opts.progressMs ?? 5000
+    if (every > 0) {
+      this.progressTimer = setInterval(() => this.logProgress(), every)
+      this.progressTimer.unref()
+    }
   }
 
   async stop (): Promise<void> {
     this.running = false
+    clearInterval(this.progressTimer)
     this.wake?.()
     await this.loop
   }
 
-  /** kick resumes a hydrator that found nothing to do (new absent regions appeared). */
-  kick (): void {
+  /** kick resumes a hydrator that found nothing to do (new absent regions appeared); `reason` names why in progress lines. */
+  kick (reason?: string): void {
+    if (reason !== undefined) this.reason = reason
     this.wake?.()
+  }
+
+  /**
+   * logProgress writes one `hydrate.progress` line per volume that still has
+   * absent regions: how much is present, the rate since the last line
+   * (regions settled, in bytes per second) and the time left at that rate.
+   */
+  private logProgress (): void {
+    const now = Date.now()
+    const rs = this.replica.regionSize
+    for (const v of this.volumes.list()) {
+      const map = this.replica.map(v.id)
+      const present = map.setCount
+      const total = map.length
+      const prev = this.seen.get(v.id)
+      this.seen.set(v.id, { present, at: now })
+      if (present >= total) continue
+      const rate = prev && now > prev.at && present >= prev.present ? (present - prev.present) * rs * 1000 / (now - prev.at) : undefined
+      const eta = rate !== undefined && rate > 0 ? Math.ceil((total - present) * rs / rate) : undefined
+      this.log.info('hydrate.progress', {
+        volume: v.name,
+        done: `${(Math.floor(1000 * present / total) / 10).toFixed(1)}%`,
+        regions: `${present}/${total}`,
+        rate: rate === undefined ? '-' : `${(rate / (1 << 20)).toFixed(1)}MiB/s`,
+        eta: eta === undefined ? '-' : `${eta}s`,
+        ...(this.reason ? { for: this.reason } : {}),
+      })
+    }
   }
 
   private async run (): Promise<void> {
@@ -83,6 +128,13 @@ export class Hydrator {
       this.counters.passes++
       if (!this.running) return
       if (!found) {
+        if (this.workSince !== undefined) {
+          this.log.info('hydrate.complete', {
+            seconds: Math.round((Date.now() - this.workSince) / 100) / 10, ...this.counters, ...(this.reason ? { for: this.reason } : {}),
+          })
+          this.workSince = undefined
+          this.reason = undefined
+        }
         this.completeAt ??= Date.now()
         await new Promise<void>(resolve => { this.wake = resolve; setTimeout(resolve, 5000).unref() })
         this.wake = undefined
@@ -103,6 +155,11 @@ export class Hydrator {
         const from = map.next(at, false)
         if (from < 0) break
         found = true
+        if (this.workSince === undefined) {
+          this.workSince = Date.now()
+          // The first progress line's rate counts from here.
+          for (const w of this.volumes.list()) this.seen.set(w.id, { present: this.replica.map(w.id).setCount, at: this.workSince })
+        }
         const count = Math.min(this.opts.batch ?? 64, map.length - from)
         at = from + count
         await this.decideBatch(v.id, v.name, from, count).catch(err => {

@@ -37,6 +37,30 @@ export interface VerifyReport {
   durationMs: number
 }
 
+/** VerifyProgress is how far the running (or last) verify got, shown in a DR's status. */
+export interface VerifyProgress {
+  /** Regions compared (first round) of all regions of all volumes. */
+  done: number
+  total: number
+  startedAt: string
+  /** Set when the verify ended (done or failed). */
+  finishedAt?: string
+}
+
+/** trackVerify returns a VerifyProgress and the onProgress callback that keeps it current. */
+export function trackVerify (log?: Logger): { progress: VerifyProgress, onProgress: (done: number, total: number) => void, end: () => void } {
+  const progress: VerifyProgress = { done: 0, total: 0, startedAt: new Date().toISOString() }
+  return {
+    progress,
+    onProgress: (done, total) => {
+      progress.done = done
+      progress.total = total
+      if (done === 0 || done % 256 === 0 || done === total) log?.info('verify.progress', { done, total })
+    },
+    end: () => { progress.finishedAt = new Date().toISOString() },
+  }
+}
+
 /** VerifierDeps are the DR parts a verify uses. */
 export interface VerifierDeps {
   service: PrimaryService
@@ -58,6 +82,7 @@ export async function verify (d: VerifierDeps, opts: { repair: boolean, batch?: 
   const vols = d.volumes.list()
   const total = vols.reduce((n, v) => n + d.replica.map(v.id).length, 0)
   let done = 0
+  opts.onProgress?.(0, total)
   for (const v of vols) {
     report.volumes++
     let pending: number[] = []

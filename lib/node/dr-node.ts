@@ -22,7 +22,7 @@ import { DrVolumes } from '../dr/dr-volumes.js'
 import { Fetcher } from '../dr/fetcher.js'
 import { Follower, type Lag } from '../dr/follower.js'
 import { Hydrator } from '../dr/hydrator.js'
-import { verify } from '../dr/verifier.js'
+import { trackVerify, verify, type VerifyProgress } from '../dr/verifier.js'
 import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
 import { VolmirrorError } from '../errors.js'
@@ -119,6 +119,8 @@ export interface DrStatus {
   splitBrain?: string
   /** Set while applying is stalled by this DR's own disk (e.g. full): groups are kept and applied when it is fixed. */
   stalled?: string
+  /** The running or last `volmirror verify` on this node: regions compared so far (for progress bars). */
+  verifyProgress?: VerifyProgress
 }
 
 /** DrNode is a running DR. */
@@ -132,6 +134,7 @@ export class DrNode {
   keeper!: CodeKeeper
   private lastResync: { fromSeq: number, dirtyRegions: number, at: string } | undefined
   private served: { url: string, close: () => Promise<void> } | undefined
+  private verifyProgress: VerifyProgress | undefined
 
   private constructor (
     readonly opts: DrOptions,
@@ -255,12 +258,13 @@ export class DrNode {
       await mount.mount()
       cleanup.unshift(() => mount.unmount())
       control.handle('status', async () => await node!.status())
-      control.handle('verify', async body => await verify({
-        service: opts.primary, replica, volumes, files, images, fetcher, codes, appliedSeq: () => follower.appliedSeq, log,
-      }, {
-        repair: body.repair === true,
-        onProgress: (done, total) => { if (done % 256 === 0 || done === total) log.info('verify.progress', { done, total }) },
-      }))
+      control.handle('verify', async body => {
+        const t = trackVerify(log)
+        node!.verifyProgress = t.progress
+        return await verify({
+          service: opts.primary, replica, volumes, files, images, fetcher, codes, appliedSeq: () => follower.appliedSeq, log,
+        }, { repair: body.repair === true, onProgress: t.onProgress }).finally(t.end)
+      })
       await control.listen()
       cleanup.unshift(() => control.close())
       if (opts.listen) {
@@ -383,7 +387,7 @@ export class DrNode {
     }
     this.lastResync = { fromSeq: plan.fromSeq, dirtyRegions: count, at: new Date().toISOString() }
     await this.checkpointer.run()
-    this.hydrator.kick()
+    this.hydrator.kick('resync')
   }
 
   /**
@@ -561,6 +565,7 @@ export class DrNode {
       ...(this.discarded ? { discarded: this.discarded } : {}),
       ...(lag.splitBrain ? { splitBrain: lag.splitBrain } : {}),
       ...(lag.stalled ? { stalled: lag.stalled } : {}),
+      ...(this.verifyProgress ? { verifyProgress: { ...this.verifyProgress } } : {}),
     }
   }
 
