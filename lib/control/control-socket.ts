@@ -83,7 +83,11 @@ export class ControlServer {
 
 function reply (res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  // One request per connection: a client polling over a kept-alive
+  // connection (Node's default agent) would otherwise keep it busy, and
+  // close() (which waits for busy connections) would not return while it
+  // polls, e.g. `promote`/`demote` waiting for the role change that close() is part of.
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' })
   res.end(text)
 }
 
