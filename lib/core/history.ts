@@ -79,7 +79,7 @@ export function compareHistories (dr: History, primary: History, drLastSeq: numb
     return {
       kind: 'split-brain',
       forkSeq: newer.fromSeq,
-      reason: `this primary is at epoch ${currentEpoch(primary)}, but epoch ${newer.epoch} was begun by ${newer.nodeId.slice(0, 8)} at seq ${newer.fromSeq}: an old primary came back while a newer one exists`,
+      reason: `the node serving as primary is at epoch ${currentEpoch(primary)} (begun by ${primary[primary.length - 1]!.nodeId.slice(0, 8)}), but epoch ${newer.epoch} was begun by ${newer.nodeId.slice(0, 8)} at seq ${newer.fromSeq}: an old primary came back while a newer one exists`,
     }
   }
   if (dr.length === primary.length) return { kind: 'follow' }

@@ -51,6 +51,8 @@ export interface Lag {
   splitBrain?: string
   /** Set while applying is stalled by a local failure (disk full): the DR keeps the group and retries. */
   stalled?: string
+  /** Set when the link is down: `seconds` is then a lower bound (time since the primary last answered). */
+  estimated?: boolean
 }
 
 /** FollowerHooks let the node react to registration and applied groups. */
@@ -123,8 +125,11 @@ export class Follower {
     // From the applied seq as of now: a group applied since the primary's
     // last answer (its acknowledgement still on the way) is no longer lag.
     const seq = Math.min(this.lag.seq, Math.max(0, this.lag.primaryLastSeq - this.appliedSeq))
-    const seconds = seq > 0 ? Math.max(0, (this.pendingAgeMs + Date.now() - this.pendingAgeAt) / 1000) : 0
-    return { ...this.lag, seq, seconds }
+    let seconds = seq > 0 ? Math.max(0, (this.pendingAgeMs + Date.now() - this.pendingAgeAt) / 1000) : 0
+    // Without contact the DR cannot know what the primary wrote meanwhile:
+    // the RPO is at least the silence (pessimistic, as a DR should be).
+    if (!this.lag.connected && this.lag.lastContact > 0) seconds = Math.max(seconds, (Date.now() - this.lag.lastContact) / 1000)
+    return { ...this.lag, seq, seconds, ...(this.lag.connected ? {} : { estimated: true }) }
   }
 
   private async run (): Promise<void> {

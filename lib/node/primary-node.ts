@@ -213,6 +213,7 @@ export class PrimaryNode {
       source.history = () => history
       source.codes = codes
       source.journalLimit = opts.journalLimit ?? 1024 * 1024 * 1024
+      source.onOverLimit = () => { void checkpointer.run().catch(err => log.warn('checkpoint.failed', { err })) }
       sourceRef = source
       await source.open()
       cleanup.unshift(() => source.close())

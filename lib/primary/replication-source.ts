@@ -225,7 +225,11 @@ export class ReplicationSource implements PrimaryService {
   /** currentGroupEnd is the last closed group boundary. */
   get currentGroupEnd (): number { return this.groupEnd }
 
+  /** Called when the journal outgrew its limit: the node checkpoints (and so enforces the limit) at once. */
+  onOverLimit: (() => void) | undefined
+
   private async closeGroup (): Promise<void> {
+    if (Number.isFinite(this.journalLimit) && this.journal.stats().bytes > this.journalLimit && !this.enforcing) this.onOverLimit?.()
     if (this.journal.lastSeq <= this.groupEnd) return
     await this.journal.indexed()
     if (this.registry.size > 0) await this.journal.sync()
@@ -364,7 +368,9 @@ export class ReplicationSource implements PrimaryService {
     if (req.after > this.groupEnd) {
       throw new VolmirrorError('PEER_PROTOCOL', `DR ${req.nodeId} claims seq ${req.after}, beyond this primary's last group ${this.groupEnd}`)
     }
-    this.acknowledge(dr, req.after)
+    // `after` is only what the DR has stored: it acknowledges separately,
+    // once a group is applied (DESIGN "Shipping"). Polling says it is alive.
+    dr.lastSeenAt = new Date().toISOString()
     if (dr.droppedThrough !== undefined && req.after < dr.droppedThrough) {
       throw new VolmirrorError('RESYNC_REQUIRED', `records after ${req.after} were dropped while the DR was away (journal limit); it must resync from ${dr.droppedThrough}`,
         { details: { fromSeq: dr.droppedThrough } })

@@ -309,7 +309,7 @@ export function primaryServiceSuite (label: string, factory: ServiceFactory): vo
       assert.ok(elapsed < 10_000, `returned after ${elapsed} ms, long before its 20 s wait`)
     })
 
-    it('acknowledgements (ack and `after`) advance the trim limit, never backwards', async () => {
+    it('acknowledgements advance the trim limit, never backwards; polling does not acknowledge', async () => {
       const a = await svc.register({ nodeId: 'dr-a', epoch: 0, regionSize: RS })
       assert.equal(p.node.source.trimLimit(), a.startSeq)
       await writeThroughMount([{ offset: 0, seed: 1, length: 4096 }, { offset: 4096, seed: 2, length: 4096 }, { offset: 8192, seed: 3, length: 4096 }])
@@ -318,7 +318,9 @@ export function primaryServiceSuite (label: string, factory: ServiceFactory): vo
       await svc.ack('dr-a', last - 1)
       assert.equal(p.node.source.trimLimit(), last - 1)
       await svc.groups({ nodeId: 'dr-a', after: last, waitMs: 0 })
-      assert.equal(p.node.source.trimLimit(), last, 'polling after a seq acknowledges it')
+      assert.equal(p.node.source.trimLimit(), last - 1, 'a poll says what the DR stored, not what it applied (DESIGN: acknowledged after applying)')
+      await svc.ack('dr-a', last)
+      assert.equal(p.node.source.trimLimit(), last)
       await svc.ack('dr-a', a.startSeq)
       assert.equal(p.node.source.trimLimit(), last, 'an older ack does not move it back')
 
