@@ -25,7 +25,7 @@ export class RateMeter {
     const last = this.samples[this.samples.length - 1]
     if (last && v < last.v) this.samples.length = 0
     this.samples.push({ t, v })
-    while (this.samples.length > 2 && t - this.samples[1]!.t >= this.windowMs) this.samples.shift()
+    while (this.samples.length > 2 && t - this.samples[0]!.t > this.windowMs) this.samples.shift()
   }
 
   /** rate is units per second over the window, undefined until the samples span 1 s. */
@@ -213,6 +213,8 @@ export class ProgressView {
     if (this.stopped) return
     this.stopped = true
     clearInterval(this.timer)
+    // A last frame first: cli-progress's stop() drops messages not drawn yet.
+    this.multi?.update()
     this.multi?.stop()
   }
 

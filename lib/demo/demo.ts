@@ -86,25 +86,35 @@ export class Demo {
     if (this.stopReason !== undefined) throw new Stopped(this.stopReason)
   }
 
-  /** run does the whole demo and cleans up; resolves with 0 (ok) or 1 (failure, or not consistent by the end of --duration). */
+  /**
+   * run does the whole demo and cleans up; resolves with 0 (ok, or stopped)
+   * or 1 (not consistent by the end of --duration, or something was left
+   * behind). A failure is thrown after the cleanup (bad flags as USAGE),
+   * once the end of each node's log has been shown on stderr.
+   */
   async run (): Promise<number> {
     let code = 0
+    let failure: unknown
+    let tails = ''
     try {
       await this.start()
       code = await this.watch()
     } catch (err) {
       if (!(err instanceof Stopped)) {
-        code = 1
-        this.endView()
-        this.say(`volmirror demo: ${(err as Error).message}`)
+        failure = err
+        // Read before the cleanup removes the logs.
         for (const n of this.nodes) {
           const tail = await logTail(n.logFile, 5)
-          if (tail) this.say(`  last lines of ${n.logFile}:\n${tail.replace(/^/gm, '    ')}`)
+          if (tail) tails += `last lines of the ${n.name}'s log:\n${tail.replace(/^/gm, '  ')}\n`
         }
       }
     } finally {
       this.endView()
       if (!(await this.cleanup())) code = 1
+    }
+    if (failure !== undefined) {
+      process.stderr.write(tails)
+      throw failure
     }
     return code
   }

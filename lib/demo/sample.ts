@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { formatBytes } from '../cli/parse.js'
+import { VolmirrorError } from '../errors.js'
 
 const MiB = 1 << 20
 
@@ -50,7 +51,7 @@ export async function makeSample (imagesDir: string, workDir: string, size: numb
   if (ext4) {
     images.push({ name: 'disk.img', size, what: `ext4 file system with sample files (${formatBytes(dataBytes)}; SHA256SUMS inside)` })
   } else {
-    if (!mk.missing) throw new Error(`mkfs.ext4 failed: ${mk.stderr.trim()}`)
+    if (!mk.missing) throw new VolmirrorError('IO_ERROR', `mkfs.ext4 failed: ${mk.stderr.trim()}`)
     ext4 = false
     await patternImage(disk, size)
     images.push({ name: 'disk.img', size, what: 'a pattern in every 16th MiB (mkfs.ext4 is missing: no file system)' })
