@@ -276,7 +276,7 @@ files in the work directory; the demo says where.`)
     usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
     const durationMs = o.duration !== undefined ? durationOption('--duration', o.duration) : undefined
     const demo = new Demo({
-      size, hydrateRate: o.hydrateRate, keep: o.keep, logLevel: o.logLevel,
+      size, hydrateRate: o.hydrateRate, keep: o.keep, logLevel: o.logLevel, logFormat: o.logFormat,
       ...(o.dir !== undefined ? { dir: o.dir } : {}),
       ...(durationMs !== undefined ? { durationMs } : {}),
     })

@@ -36,8 +36,9 @@ export interface DemoOptions {
   durationMs?: number
   /** The DR's --hydrate-rate, as typed (`8M`). */
   hydrateRate: string
-  /** Log level of the two nodes (their logs go to files). */
+  /** Log level and format of the two nodes (their logs go to files). */
   logLevel?: string
+  logFormat?: string
   /** Where the demo writes (default stdout); bars when it is a terminal. */
   out?: NodeJS.WriteStream | NodeJS.WritableStream
   /** How often plain progress lines are written when not in a terminal (default 3 s). */
@@ -125,9 +126,10 @@ export class Demo {
     this.say(`volmirror demo: working in ${work}`)
     for (const p of [d.primaryImages, d.primaryMnt, d.drImages, d.drMnt]) await mkdir(p, { recursive: true })
     const sample = await makeSample(d.primaryImages, work, this.opts.size)
+    this.ext4 = sample.ext4
     for (const i of sample.images) this.say(`  ${i.name.padEnd(9)} ${formatBytes(i.size).padStart(9)}  ${i.what}`)
     this.checkStop()
-    const level = ['--log-level', this.opts.logLevel ?? 'info']
+    const level = ['--log-level', this.opts.logLevel ?? 'info', '--log-format', this.opts.logFormat ?? 'text']
     const primary = await ChildNode.start('primary', ['primary', '--images', d.primaryImages, '--state', d.primaryState, '--mount', d.primaryMnt,
       '--listen', '127.0.0.1:0', ...level], { state: d.primaryState, mount: d.primaryMnt, logFile: d.primaryLog })
     this.nodes.push(primary)
@@ -150,6 +152,7 @@ export class Demo {
   }
 
   private url = ''
+  private ext4 = true
 
   /** watch shows progress until stopped, the duration ends, or something fails; returns the exit status. */
   private async watch (): Promise<number> {
@@ -221,7 +224,7 @@ export class Demo {
       'Both sides are up. Try, in another terminal:',
       `  ls -ls ${d.primaryMnt} ${d.drMnt}`,
       `  cmp ${path.join(d.primaryMnt, 'disk.img')} ${path.join(d.drMnt, 'disk.img')} && echo same`,
-      `  ${sudo}mkdir -p /mnt/vmdemo && ${sudo}mount -o ro,loop ${path.join(d.drMnt, 'disk.img')} /mnt/vmdemo && (cd /mnt/vmdemo && sha256sum -c SHA256SUMS); ${sudo}umount /mnt/vmdemo`,
+      ...!this.ext4 ? [] : [`  ${sudo}mkdir -p /mnt/vmdemo && ${sudo}mount -o ro,loop ${path.join(d.drMnt, 'disk.img')} /mnt/vmdemo && (cd /mnt/vmdemo && sha256sum -c SHA256SUMS); ${sudo}umount /mnt/vmdemo`],
       `  ${vm} status --state ${d.drState} --watch`,
       `  ${vm} status --state ${d.primaryState}`,
       `  ${vm} verify --state ${d.drState}`,

@@ -209,6 +209,11 @@ export class Hydrator {
     const token = this.replica.beginFetch(volume, ri.index)
     let ok = false
     try {
+      // The flight sees records applied from now on only. One newer than
+      // the primary's answer (asOf) may have been applied since that answer
+      // came (while earlier regions of the batch were settled): settling by
+      // the answer would zero or keep bytes without it. Fetch instead.
+      if (this.replica.version(volume, ri.index) > ri.asOf) return 'copy'
       // The DR's side: its code if valid (no read), else read and hash (and keep the code).
       const facts = !localHasData
         ? { realized: false }
