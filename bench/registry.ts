@@ -4,9 +4,19 @@
  * and append it here.
  */
 import type { Benchmark } from './lib/types.js'
+import { drColdRead } from './dr-cold-read.js'
+import { drFirstRead } from './dr-first-read.js'
+import { drInitialSync } from './dr-initial-sync.js'
+import { drLag } from './dr-lag.js'
+import { drResync } from './dr-resync.js'
 import { primaryWrite } from './primary-write.js'
 
 /** benchmarks are run by default, all of them, in this order. */
 export const benchmarks: Benchmark[] = [
   primaryWrite,
+  drColdRead,
+  drFirstRead,
+  drInitialSync,
+  drResync,
+  drLag,
 ]

@@ -3,7 +3,7 @@
  * prints the machine and one table of volmirror-vs-peer ratios, and writes
  * the same as JSON to bench/results/latest.json and a timestamped copy.
  *
- *   node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [NAME...]
+ *   node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [--cpu-prof DIR] [NAME...]
  *   node dist/bench/run.js --list
  *
  * Each benchmark works in its own scratch directory under --dir (default
@@ -26,15 +26,17 @@ import type { Benchmark, MetricResult } from './lib/types.js'
 import { benchmarks } from './registry.js'
 
 /** Args are the parsed command line. */
-interface Args { quick: boolean, runs?: number, dir: string, keep: boolean, list: boolean, names: string[] }
+interface Args { quick: boolean, runs?: number, dir: string, keep: boolean, list: boolean, cpuProf?: string, names: string[] }
 
-const USAGE = `usage: node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [NAME...]
+const USAGE = `usage: node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [--cpu-prof DIR] [NAME...]
        node dist/bench/run.js --list
-  --quick    short smoke run: small sizes and runtimes, one run
-  --runs N   runs per setup and metric, median reported (default 3, --quick 1)
-  --dir DIR  where scratch files go (default /var/tmp); same disk for every setup
-  --keep     keep the scratch directory
-  NAME       benchmarks to run (default: all)`
+  --quick         short smoke run: small sizes and runtimes, one run
+  --runs N        runs per setup and metric, median reported (default 3, --quick 1)
+  --dir DIR       where scratch files go (default /var/tmp); same disk for every setup
+  --keep          keep the scratch directory
+  --cpu-prof DIR  run the volmirror nodes of the dr-* benchmarks under node --cpu-prof, profiles in DIR
+                  (profiling slows them: figures from such a run are for reading profiles, not for targets)
+  NAME            benchmarks to run (default: all)`
 
 function usage (msg: string): never {
   process.stderr.write(`bench: ${msg}\n${USAGE}\n`)
@@ -52,6 +54,10 @@ function parseArgs (argv: string[]): Args {
     else if (x === '--runs') {
       a.runs = Number(argv[++i])
       if (!Number.isInteger(a.runs) || a.runs < 1) usage('--runs needs a positive integer')
+    } else if (x === '--cpu-prof') {
+      const d = argv[++i]
+      if (!d) usage('--cpu-prof needs a directory')
+      a.cpuProf = path.resolve(d)
     } else if (x === '--dir') {
       const d = argv[++i]
       if (!d) usage('--dir needs a directory')
@@ -84,6 +90,7 @@ async function main (): Promise<number> {
   const cleanup = new Cleanup()
   await mkdir(args.dir, { recursive: true })
   const scratch = await makeScratch(args.dir)
+  if (args.cpuProf) await mkdir(args.cpuProf, { recursive: true })
 
   let interrupted = false
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -115,7 +122,7 @@ async function main (): Promise<number> {
       await mkdir(dir, { recursive: true })
       const t0 = Date.now()
       try {
-        const r = await b.run({ quick: args.quick, runs, scratch: dir, app: app.root, cleanup, progress })
+        const r = await b.run({ quick: args.quick, runs, scratch: dir, app: app.root, cleanup, progress, ...(args.cpuProf ? { cpuProfDir: path.join(args.cpuProf, b.name) } : {}) })
         results[b.name] = r
         rows.push(...toRows(b.name, r))
         progress(`${b.name}: done in ${Math.round((Date.now() - t0) / 1000)} s`)
@@ -136,6 +143,7 @@ async function main (): Promise<number> {
   const finished = new Date()
   process.stdout.write(formatTable(rows) + '\n')
   if (args.quick) process.stdout.write('quick run: one short run per setup; a smoke test, not figures to judge targets by\n')
+  if (args.cpuProf) process.stdout.write(`profiled run (--cpu-prof): volmirror ran under the profiler; profiles in ${args.cpuProf}\n`)
   for (const e of errors) process.stdout.write(`\nFAILED ${e.benchmark}: ${e.error}\n`)
   const report: Report = {
     schema: 1,
@@ -144,6 +152,7 @@ async function main (): Promise<number> {
     durationS: Math.round((finished.getTime() - started.getTime()) / 1000),
     quick: args.quick,
     runs,
+    ...(args.cpuProf ? { cpuProf: args.cpuProf } : {}),
     benchmarks: selected.map(b => b.name),
     machine,
     volmirror: { commit: app.commit, dirty: app.dirty },

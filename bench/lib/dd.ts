@@ -31,3 +31,15 @@ export function parseDd (stderr: string): number {
   if (!(seconds > 0)) throw new Error(`dd reported ${seconds} s`)
   return bytes / seconds / 1e6
 }
+
+/** ddReadCommand is `dd if=FILE of=/dev/null bs=1M`, PEERS.md's cold sequential read. */
+export function ddReadCommand (file: string): string[] {
+  return ['dd', `if=${file}`, 'of=/dev/null', 'bs=1M']
+}
+
+/** ddRead reads `file` sequentially to the end: MB/s (decimal, as dd prints them) and how many bytes it got. */
+export async function ddRead (file: string): Promise<{ mbPerS: number, bytes: number }> {
+  const [cmd, ...args] = ddReadCommand(file)
+  const r = await runOk(cmd!, args, { timeoutMs: 600_000 })
+  return { mbPerS: parseDd(r.stderr), bytes: Number(/(\d+) bytes/.exec(r.stderr)?.[1] ?? NaN) }
+}

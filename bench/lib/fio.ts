@@ -14,6 +14,8 @@ export interface FioJob {
   iodepth?: number
   direct?: boolean
   runtimeS: number
+  /** Bandwidth cap (`--rate`, e.g. '100m'). */
+  rate?: string
 }
 
 /** FioResult is the part of fio's report the benchmarks use. */
@@ -32,6 +34,7 @@ export function fioArgs (job: FioJob): string[] {
   ]
   if (job.iodepth) a.push(`--iodepth=${job.iodepth}`)
   if (job.direct) a.push('--direct=1')
+  if (job.rate) a.push(`--rate=${job.rate}`)
   return a
 }
 

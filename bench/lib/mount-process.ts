@@ -1,7 +1,8 @@
 /**
  * mount-process: a child process that hosts a FUSE mount (bindfs, a
  * volmirror primary, the bare passthrough), started, awaited and stopped
- * the same way for all of them.
+ * the same way for all of them; also a plain server with no mount (nginx,
+ * qemu-nbd, an rsync daemon: leave out `mountPoint` and give `ready`).
  *
  * The child's output goes to a log file (a pipe nobody drains would stall
  * it); on failure its tail is in the error. `stop` sends SIGTERM (each of
@@ -21,7 +22,8 @@ export interface MountProcessOptions {
   cmd: string
   args: string[]
   env?: NodeJS.ProcessEnv
-  mountPoint: string
+  /** The mount it hosts; absent for a plain server (then `ready` alone says when it is up). */
+  mountPoint?: string
   logFile: string
   cleanup: Cleanup
   /** Extra readiness check after the mount shows up (e.g. the control socket answers). */
@@ -68,9 +70,9 @@ export class MountProcess {
   private async waitReady (): Promise<void> {
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 30_000)
     for (;;) {
-      if (this.exitInfo) throw new Error(`${this.opts.name} exited (${this.exitInfo.code ?? this.exitInfo.signal}) before its mount was up:\n${await this.logTail()}`)
-      if (await isMountpoint(this.opts.mountPoint) && (!this.opts.ready || await this.opts.ready().catch(() => false))) return
-      if (Date.now() > deadline) throw new Error(`${this.opts.name} did not mount ${this.opts.mountPoint} in time:\n${await this.logTail()}`)
+      if (this.exitInfo) throw new Error(`${this.opts.name} exited (${this.exitInfo.code ?? this.exitInfo.signal}) before it was up:\n${await this.logTail()}`)
+      if ((this.opts.mountPoint === undefined || await isMountpoint(this.opts.mountPoint)) && (!this.opts.ready || await this.opts.ready().catch(() => false))) return
+      if (Date.now() > deadline) throw new Error(`${this.opts.name} was not up in time${this.opts.mountPoint ? ` (mount ${this.opts.mountPoint})` : ''}:\n${await this.logTail()}`)
       await new Promise(resolve => setTimeout(resolve, 50))
     }
   }
@@ -89,7 +91,7 @@ export class MountProcess {
       await this.exited
       clearTimeout(timer)
     }
-    if (!(await forceUnmount(this.opts.mountPoint))) {
+    if (this.opts.mountPoint !== undefined && !(await forceUnmount(this.opts.mountPoint))) {
       process.stderr.write(`bench: ${this.opts.mountPoint} is still mounted; run: umount -l ${this.opts.mountPoint}\n`)
     }
   }

@@ -18,25 +18,55 @@ export interface Row {
   metric: string
   unit: string
   better: 'higher' | 'lower'
-  /** The setup volmirror is compared with. */
+  /** The setup volmirror is compared with ('target' rows: the absolute target itself). */
   against: string
-  role: 'peer' | 'reference'
+  /** 'target': volmirror's figure alone, against an absolute `limit` if any (theirs and ratio NaN). */
+  role: 'peer' | 'reference' | 'target'
   theirs: number
   volmirror: number
   /** > 1: volmirror better; see `ratioDefinition`. */
   ratio: number
   ratioDefinition: 'volmirror/other' | 'other/volmirror'
   target?: number
+  /** Absolute target on volmirror's figure (role 'target'): below it for 'lower' metrics, at least it for 'higher'. */
+  limit?: number
   status?: 'met' | 'missed'
   /** Largest (max - min) / median of the two setups' runs. */
   noise: number
   notes?: string[]
 }
 
-/** toRows flattens one benchmark's metrics into table rows. */
+/** limitMet tells whether `value` meets an absolute target: strictly below it for 'lower' metrics, at least it for 'higher'. */
+export function limitMet (value: number, limit: number, better: 'higher' | 'lower'): boolean {
+  return Number.isFinite(value) && (better === 'lower' ? value < limit : value >= limit)
+}
+
+/**
+ * toRows flattens one benchmark's metrics into table rows: volmirror's own
+ * figure first when the metric has an absolute target or nothing to compare
+ * with (role 'target'), then one row per comparison.
+ */
 export function toRows (benchmark: string, metrics: MetricResult[]): Row[] {
   const rows: Row[] = []
   for (const m of metrics) {
+    if (m.limit !== undefined || m.comparisons.length === 0) {
+      const notes = [...(m.note ? [m.note] : []), ...(m.volmirror.notes ?? []).map(n => `volmirror ${n}`)]
+      rows.push({
+        benchmark,
+        metric: m.metric,
+        unit: m.unit,
+        better: m.better,
+        against: m.limit === undefined ? '(no peer)' : m.comparisons.length ? 'absolute target' : 'absolute target (no peer)',
+        role: 'target',
+        theirs: NaN,
+        volmirror: m.volmirror.median,
+        ratio: NaN,
+        ratioDefinition: m.better === 'higher' ? 'volmirror/other' : 'other/volmirror',
+        ...(m.limit !== undefined ? { limit: m.limit, status: limitMet(m.volmirror.median, m.limit, m.better) ? 'met' as const : 'missed' as const } : {}),
+        noise: spread(m.volmirror.runs),
+        ...(notes.length ? { notes } : {}),
+      })
+    }
     for (const c of m.comparisons) {
       const vm = m.volmirror.median
       const theirs = c.figure.median
@@ -70,6 +100,8 @@ export interface Report {
   durationS: number
   quick: boolean
   runs: number
+  /** Set when volmirror ran under `node --cpu-prof` (profiles in this directory): slower figures. */
+  cpuProf?: string
   benchmarks: string[]
   machine: MachineInfo
   /** The code measured: commit, and whether the checkout had uncommitted changes. */

@@ -17,3 +17,11 @@ export function spread (xs: number[]): number {
   const m = median(v)
   return m === 0 ? 0 : (Math.max(...v) - Math.min(...v)) / m
 }
+
+/** percentile is the `p`-th percentile (0..100) of the finite values in `xs`, nearest rank; NaN when there are none. */
+export function percentile (xs: number[], p: number): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  if (v.length === 0) return NaN
+  const rank = Math.ceil(p / 100 * v.length)
+  return v[Math.min(v.length - 1, Math.max(0, rank - 1))]!
+}

@@ -10,7 +10,8 @@ export function formatValue (v: number, unit: string): string {
   if (unit === 'IOPS' && v >= 10_000) return `${(v / 1000).toFixed(1)}k`
   if (Math.abs(v) >= 100) return v.toFixed(0)
   if (Math.abs(v) >= 10) return v.toFixed(1)
-  return v.toFixed(2)
+  if (Math.abs(v) >= 1 || v === 0) return v.toFixed(2)
+  return v.toPrecision(2)
 }
 
 /** formatMachine is the header above the table. */
@@ -30,15 +31,19 @@ export function formatTable (rows: Row[]): string {
   let lastMetric = ''
   for (const r of rows) {
     const newMetric = r.benchmark !== lastBench || r.metric !== lastMetric
+    const status = r.status === 'met' ? 'met' : 'MISSED'
+    let target = ''
+    if (r.limit !== undefined) target = `${r.better === 'lower' ? '<' : '>='} ${formatValue(r.limit, r.unit)} ${r.unit} ${status}`
+    else if (r.target !== undefined) target = `>= ${r.target.toFixed(r.target < 1 ? 2 : 1)}x ${status}`
     body.push([
       r.benchmark === lastBench ? '' : r.benchmark,
       newMetric ? r.metric : '',
       newMetric ? r.unit : '',
       r.role === 'peer' ? `${r.against} [peer]` : r.against,
-      formatValue(r.theirs, r.unit),
+      r.role === 'target' ? '-' : formatValue(r.theirs, r.unit),
       formatValue(r.volmirror, r.unit),
-      Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : 'n/a',
-      r.target !== undefined ? `>= ${r.target.toFixed(1)}x ${r.status === 'met' ? 'met' : 'MISSED'}` : '',
+      r.role === 'target' ? '-' : Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : 'n/a',
+      target,
       r.noise > 0 ? `${(r.noise * 100).toFixed(0)}%` : '',
     ])
     lastBench = r.benchmark
@@ -50,7 +55,8 @@ export function formatTable (rows: Row[]): string {
   for (const b of body) out.push(line(b))
   out.push('',
     'ratio: volmirror/other for throughput and IOPS, other/volmirror for latencies and times: > 1 always means volmirror is better.',
-    'target: from the issue, checked against the [peer] row only. noise: largest (max-min)/median over the runs of the two setups.')
+    'target: from the issue, checked against the [peer] row only, or (absolute target rows) on volmirror\'s own figure.',
+    'noise: largest (max-min)/median over the runs of the two setups.')
   const notes = rows.flatMap(r => (r.notes ?? []).map(n => `${r.metric}: ${n}`))
   if (notes.length) out.push('notes:', ...[...new Set(notes)].map(n => `  - ${n}`))
   return out.join('\n')

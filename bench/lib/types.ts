@@ -42,6 +42,13 @@ export interface MetricResult {
   note?: string
   /** The command each setup ran (MNT standing for its directory), for the JSON. */
   command?: string
+  /**
+   * An absolute target on volmirror's own median, for metrics the issue
+   * bounds by a figure rather than a ratio ("p99 under 0.5 s"), with or
+   * without a peer: 'lower' metrics must stay below it, 'higher' ones reach
+   * it. It gets a row of its own (role 'target').
+   */
+  limit?: number
 }
 
 /** BenchContext is what run.ts gives every benchmark. */
@@ -58,6 +65,8 @@ export interface BenchContext {
   cleanup: Cleanup
   /** Progress line on stderr. */
   progress: (msg: string) => void
+  /** When set (--cpu-prof DIR), volmirror processes run with `node --cpu-prof` and write their profiles here. */
+  cpuProfDir?: string
 }
 
 /** Benchmark is one entry of `npm run bench`. */
