@@ -288,6 +288,8 @@ files in the work directory; the demo says where.`)
     }
     process.on('SIGINT', () => onSignal('SIGINT'))
     process.on('SIGTERM', () => onSignal('SIGTERM'))
+    // Output closed (`volmirror demo | head`): stop as on Ctrl-C.
+    process.stdout.on('error', () => demo.stop('stdout closed'))
     process.exitCode = await demo.run()
   })
 

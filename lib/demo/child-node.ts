@@ -45,6 +45,12 @@ export class ChildNode {
     }
     const node = new ChildNode(name, child, o.state, o.mount, o.logFile)
     child.on('error', () => {})
+    // Should the demo die without stopping its nodes (a crash, a closed
+    // stdout), they are in their own process groups and would live on:
+    // ask them to stop (they unmount on SIGTERM).
+    const orphan = (): void => { if (!node.exit) child.kill('SIGTERM') }
+    process.once('exit', orphan)
+    void node.exited.then(() => process.off('exit', orphan))
     const deadline = Date.now() + (o.timeoutMs ?? 30_000)
     for (;;) {
       if (node.exit) throw new VolmirrorError('IO_ERROR', `the ${name} exited (${node.exit.code ?? node.exit.signal}) before it was ready; see ${o.logFile}`)
