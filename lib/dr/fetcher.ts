@@ -15,6 +15,7 @@
  * of present regions are not affected.
  */
 import { crc32 } from 'node:zlib'
+import { regionKey } from '../core/as-of.js'
 import type { Replica, FetchToken } from '../core/replica.js'
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -150,6 +151,14 @@ export class Fetcher {
       if (this.replica.present(f.volume, f.region)) return
       const v = this.volumes.byIdOf(f.volume)
       if (!v) throw new VolmirrorError('NOT_FOUND', 'the volume was deleted while being fetched')
+      // Hydration may be comparing this region (a flight of a few ms): wait
+      // for it rather than fail; it may well make the region present.
+      if (this.replica.rule.inFlight(regionKey(f.volume, f.region))) {
+        if (Date.now() > deadline) throw new VolmirrorError('TIMEOUT', `region ${f.region} of ${v.name} stayed busy`)
+        await new Promise(resolve => setTimeout(resolve, 2))
+        attempt--
+        continue
+      }
       const token = this.replica.beginFetch(f.volume, f.region)
       try {
         await this.once(f, token, v.name, first)

@@ -98,4 +98,20 @@ describe('DR node (in-process primary)', function () {
     assert.deepEqual(Buffer.from(a!.data, 'base64'), pattern(11, 1 << 20).subarray(0, 4096))
     assert.deepEqual(Buffer.from(b!.data, 'base64'), pattern(10, 1 << 20).subarray(0, 4096))
   })
+
+  it('a read waits for a hydration comparison of the same region instead of failing', async () => {
+    const p = await startPrimary()
+    await writeFile(path.join(p.images, 'c.raw'), pattern(20, 2 << 20))
+    const dr = await startDr(p)
+    await waitFor('DR to register', async () => (await dr.node.status()).volumes.length === 1)
+    const v = dr.node.volumes.get('c.raw')!
+    // What the hydrator does while comparing region 1: a flight of its own.
+    const t = dr.node.replica.beginFetch(v.id, 1)
+    const read = fsops([{ op: 'read', path: path.join(dr.mnt, 'c.raw'), offset: (1 << 20) + 5, length: 4096 }])
+    await waitFor('the read to wait on the region', () => dr.node.fetcher.inFlight('read') > 0)
+    dr.node.replica.fetchEnd(t, false) // the comparison gave up: the read's own fetch goes ahead
+    const [r] = await read
+    assert.ok(r!.ok, JSON.stringify(r))
+    assert.deepEqual(Buffer.from(r!.data, 'base64'), pattern(20, 2 << 20).subarray((1 << 20) + 5, (1 << 20) + 5 + 4096))
+  })
 })
