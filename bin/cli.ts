@@ -73,6 +73,12 @@ function durationOption (option: string, text: string): number {
   return ms
 }
 
+/** tlsOption is the --tls-cert/--tls-key pair, or undefined when neither is given. */
+function tlsOption (o: { tlsCert?: string, tlsKey?: string }): { cert: string, key: string } | undefined {
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new VolmirrorError('USAGE', '--tls-cert and --tls-key go together')
+  return o.tlsCert !== undefined && o.tlsKey !== undefined ? { cert: o.tlsCert, key: o.tlsKey } : undefined
+}
+
 function logger (o: CommonOpts, role: string): Logger {
   return new Logger({ level: o.logLevel, format: o.logFormat, base: { node: role } })
 }
@@ -91,26 +97,27 @@ common(program.command('primary'))
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--group-interval <duration>', 'how often a consistency group is closed and offered to DRs', '100ms')
   .option('--journal-limit <size>', 'journal kept for a lagging DR; past it, the oldest records become dirty regions it resyncs', '1G')
+  .option('--async-reads', 'read images on the thread pool instead of the FUSE thread (helps many parallel readers on slow disks)', false)
   .addHelpText('after', `
 Example:
   volmirror primary --images ./images --state ./state --mount ./mnt --listen 0.0.0.0:7070
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state
   scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, asyncReads: boolean }) => {
     const regionSize = regionSizeOption(o.regionSize)
     const journalLimit = usage('--journal-limit', () => parseSize(o.journalLimit, '--journal-limit'))
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
     const groupMs = durationOption('--group-interval', o.groupInterval)
     const listen = o.listen !== undefined ? parseListen(o.listen) : undefined
-    if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new VolmirrorError('USAGE', '--tls-cert and --tls-key go together')
+    const tls = tlsOption(o)
     const log = logger(o, 'primary')
     const runner = await NodeRunner.startPrimary({
       images: o.images, state: o.state, mount: o.mount, log, checkpointMs,
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
-      primary: { retainJournal: o.retainJournal, groupMs, journalLimit, ...(o.tlsCert && o.tlsKey ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}) },
+      primary: { retainJournal: o.retainJournal, groupMs, journalLimit, asyncReads: o.asyncReads, ...(tls ? { tls } : {}) },
     })
     await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
   })
@@ -128,8 +135,10 @@ common(program.command('dr'))
   .option('--read-ahead <regions>', 'regions fetched ahead of a sequential reader', '4')
   .option('--region-size <size>', 'region size (default: the primary\'s)')
   .option('--checkpoint-interval <duration>', 'longest time between checkpoints', '30s')
-  .option('--listen <host:port>', 'where to serve DRs once promoted')
+  .option('--listen <host:port>', 'serve the status page and metrics here now, and DRs once promoted')
   .option('--advertise <url>', 'the URL other nodes reach --listen at (default: from --listen)')
+  .option('--tls-cert <file>', 'serve --listen over HTTPS with this certificate (PEM)')
+  .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--keep-discarded <dir>', 'when this node gives up writes the primary never had (failback), keep their bytes here')
   .option('--discard-local', 'resolve a split brain by overwriting this side with the primary\'s', false)
   .addHelpText('after', `
@@ -138,7 +147,7 @@ Example:
                --primary http://primary:7070 --token-file ./token
   qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
   volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, keepDiscarded?: string, discardLocal: boolean }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, keepDiscarded?: string, discardLocal: boolean }) => {
     const hydrateRate = usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
     const fetchTimeoutMs = durationOption('--fetch-timeout', o.fetchTimeout)
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
@@ -147,7 +156,8 @@ Example:
     const regionSize = regionSizeOption(o.regionSize)
     usage('--primary', () => new URL(o.primary))
     const listen = o.listen !== undefined ? parseListen(o.listen) : undefined
-    const listenUrl = o.advertise ?? (listen ? `http://${listen.host === '0.0.0.0' || listen.host === '::' ? hostname() : listen.host}:${listen.port}` : undefined)
+    const tls = tlsOption(o)
+    const listenUrl = o.advertise ?? (listen ? `${tls ? 'https' : 'http'}://${listen.host === '0.0.0.0' || listen.host === '::' ? hostname() : listen.host}:${listen.port}` : undefined)
     const log = logger(o, 'dr')
     const token = await readToken(o.tokenFile)
     const runner = await NodeRunner.startDr({
@@ -155,6 +165,7 @@ Example:
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       tokenFile: o.tokenFile,
+      ...(tls ? { primary: { tls } } : {}),
       dr: {
         url: o.primary, token, ...(o.ca ? { ca: o.ca } : {}),
         primaryLabel: o.primary, hydrateRate, fetchTimeoutMs, readAhead,

@@ -8,11 +8,12 @@
  * token) or 401 (without). It is closed with the DR, before a promotion
  * starts a primary on the same address.
  */
-import http from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type http from 'node:http'
+import type { Socket } from 'node:net'
 import { VolmirrorError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { bearerToken, tokenMatches } from './auth.js'
+import { baseUrl, bind, createHttpServer, type TlsFiles } from './listen.js'
 import type { ObservabilityRoutes } from './observability.js'
 import { Query, sendError } from './server-io.js'
 import { httpStatus, toWireError } from './status.js'
@@ -24,34 +25,30 @@ export class ObservabilityServer {
   private bound: { host: string, port: number } | undefined
   private readonly log: Logger
 
-  constructor (private readonly routes: ObservabilityRoutes, private readonly opts: { token: string, log?: Logger }) {
+  constructor (private readonly routes: ObservabilityRoutes, private readonly opts: { token: string, log?: Logger, tls?: TlsFiles }) {
     this.log = opts.log ?? silentLogger
   }
 
   /** url is where the server listens (after listen). */
   get url (): string {
     if (!this.bound) throw new VolmirrorError('CLOSED', 'the observability server is not listening')
-    const { host, port } = this.bound
-    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+    return baseUrl(this.bound, this.opts.tls !== undefined)
   }
 
   /** listen binds to `host:port` (port 0 picks a free port). */
   async listen (host: string, port: number): Promise<{ host: string, port: number }> {
     if (this.server) throw new VolmirrorError('INVALID_ARGUMENT', 'the observability server is already listening')
-    const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
-      (req, res) => { this.serve(req, res) })
+    const server = await createHttpServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
+      this.opts.tls, (req, res) => { this.serve(req, res) })
     server.maxConnections = 64
     server.on('clientError', (_err, socket: Socket) => { socket.destroy() })
     this.server = server
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
-    }).catch((err: unknown) => {
+    try {
+      this.bound = await bind(server, host, port)
+    } catch (err) {
       this.server = undefined
-      throw new VolmirrorError('IO_ERROR', `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err })
-    })
-    const a = server.address() as AddressInfo
-    this.bound = { host: a.address, port: a.port }
+      throw err
+    }
     this.log.info('http.listening', { url: this.url, routes: 'status page, metrics (read-only)' })
     return this.bound
   }

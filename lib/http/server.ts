@@ -42,16 +42,14 @@
  * most `maxPollsPerNode` wait at once: a DR that reconnects must not wait
  * behind its own dead connection), or when the server closes.
  */
-import http from 'node:http'
-import https from 'node:https'
-import { readFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
+import type http from 'node:http'
 import type { History } from '../core/history.js'
 import { VolmirrorError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { encodeGroupFrame } from '../replication/group-frame.js'
 import { LIMITS, type PrimaryService, type RegionSink } from '../replication/protocol.js'
 import { bearerToken, tokenMatches } from './auth.js'
+import { baseUrl, bind, createHttpServer, type TlsFiles } from './listen.js'
 import type { ObservabilityRoutes } from './observability.js'
 import { parseRange } from './range.js'
 import { RegionBody } from './region-body.js'
@@ -67,7 +65,7 @@ export interface PrimaryHttpServerOptions {
   token: string
   log?: Logger
   /** Serve HTTPS with this certificate and key (PEM, as file paths or contents). */
-  tls?: { cert: string | Buffer, key: string | Buffer }
+  tls?: TlsFiles
   /** Long polls one DR may have waiting at once (default 2); a newer one ends the oldest. */
   maxPollsPerNode?: number
   /** Cap on a long poll's wait (default and maximum LIMITS.maxWaitMs). */
@@ -106,8 +104,7 @@ export class PrimaryHttpServer {
 
   /** url is the base URL peers use (`http://127.0.0.1:7070`). */
   get url (): string {
-    const { host, port } = this.address
-    return `${this.opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
+    return baseUrl(this.address, this.opts.tls !== undefined)
   }
 
   /** activePolls counts long polls waiting now (status, tests). */
@@ -129,24 +126,18 @@ export class PrimaryHttpServer {
       maxHeaderSize: 16 * 1024,
     }
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => { this.serve(req, res) }
-    const tls = this.opts.tls
-    const server = tls
-      ? https.createServer({ ...base, cert: await pem(tls.cert, 'certificate'), key: await pem(tls.key, 'key'), minVersion: 'TLSv1.2' }, handler)
-      : http.createServer(base, handler)
+    const server = await createHttpServer(base, this.opts.tls, handler)
     // An idle socket (no bytes either way) lives at most a whole long poll and some.
     server.timeout = LIMITS.maxWaitMs + 15_000
     server.maxConnections = this.opts.maxConnections ?? 256
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => { clientError(err, socket) })
     this.server = server
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
-    }).catch((err: unknown) => {
+    try {
+      this.bound = await bind(server, host, port)
+    } catch (err) {
       this.server = undefined
-      throw new VolmirrorError('IO_ERROR', `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err })
-    })
-    const a = server.address() as AddressInfo
-    this.bound = { host: a.address, port: a.port }
+      throw err
+    }
     this.log.info('http.listening', { url: this.url })
     return this.bound
   }
@@ -469,15 +460,6 @@ function notFound (path: string): VolmirrorError {
 
 function tooLarge (name: string, size: number): VolmirrorError {
   return new VolmirrorError('TOO_LARGE', `${name} has ${size} bytes; ask for ranges of at most ${LIMITS.maxRangeBytes} (Range: bytes=a-b)`)
-}
-
-async function pem (v: string | Buffer, what: string): Promise<Buffer> {
-  if (Buffer.isBuffer(v)) return v
-  try {
-    return await readFile(v)
-  } catch (err) {
-    throw new VolmirrorError('INVALID_ARGUMENT', `cannot read the TLS ${what} ${v}: ${(err as Error).message}`, { cause: err })
-  }
 }
 
 /** clientError answers a request Node could not parse (bad syntax, huge headers, timeouts) with a JSON error. */

@@ -65,6 +65,8 @@ export interface DrOptions {
   listen?: { host: string, port: number }
   /** The peer token: guards what is served on `listen`. */
   token?: string
+  /** Serve `listen` over HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string, key: string }
   /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
   codesRate?: number
   /** Keep the bytes of discarded writes (failback, --discard-local) here for inspection. */
@@ -268,7 +270,7 @@ export class DrNode {
       await control.listen()
       cleanup.unshift(() => control.close())
       if (opts.listen) {
-        const served = node.served = await serveDr(node, opts.listen, opts.token ?? '')
+        const served = node.served = await serveDr(node, opts.listen, opts.token ?? '', opts.tls)
         cleanup.unshift(() => served.close())
       }
       checkpointer.start()

@@ -12,6 +12,7 @@ import { regionCount } from '../core/region-map.js'
 import { RegionPictureBuilder, type RegionPicture } from '../core/region-picture.js'
 import { VolmirrorError } from '../errors.js'
 import { ObservabilityRoutes } from '../http/observability.js'
+import type { TlsFiles } from '../http/listen.js'
 import { ObservabilityServer } from '../http/observability-server.js'
 import { drMetrics } from '../metrics/dr-metrics.js'
 import type { NodeMetrics, NodeStatusBase } from '../metrics/node-metrics.js'
@@ -45,9 +46,9 @@ export function observeDr (node: DrNode, token: string): Observability {
 }
 
 /** serveDr serves a DR's routes on `listen`; `close` frees the address. */
-export async function serveDr (node: DrNode, listen: { host: string, port: number }, token: string): Promise<{ url: string, close: () => Promise<void> }> {
+export async function serveDr (node: DrNode, listen: { host: string, port: number }, token: string, tls?: TlsFiles): Promise<{ url: string, close: () => Promise<void> }> {
   const o = observeDr(node, token)
-  const server = new ObservabilityServer(o.routes, { token, log: node.opts.log })
+  const server = new ObservabilityServer(o.routes, { token, log: node.opts.log, ...(tls ? { tls } : {}) })
   try {
     await server.listen(listen.host, listen.port)
   } catch (err) {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { decodeRegionPicture, type RegionPicture } from '../../lib/core/region-picture.js'
 import { fsop } from '../helpers/fsop.js'
+import { curl, makeTestCa } from '../helpers/http.js'
 import { cli } from '../helpers/proc.js'
 import { freePort, get, pairToken, scrape } from '../helpers/observe.js'
 import { startPair } from '../helpers/pair.js'
@@ -156,5 +157,31 @@ describe('metrics', function () {
     assert.equal(m.value('volmirror_epoch'), 1)
     assert.equal(m.value('volmirror_volume_size_bytes', { volume: 'vm1.raw' }), 4 * MiB)
     assert.equal((await get(`${drUrl}/v1/info`, token)).status, 200, 'the replication routes are there now')
+  })
+
+  it('runs a pair over TLS from the CLI flags: the DR\'s --listen is HTTPS, and the promoted node serves DRs there', async () => {
+    const ca = await makeTestCa()
+    const port = await freePort()
+    const tls = ['--tls-cert', ca.cert, '--tls-key', ca.key]
+    const pair = await startPair({
+      images: { 'vm1.raw': pattern(5, 2 * MiB) },
+      primaryArgs: tls,
+      drArgs: ['--ca', ca.ca, '--listen', `127.0.0.1:${port}`, ...tls],
+    })
+    assert.match(pair.url, /^https:/)
+    const token = await pairToken(pair.dirs.state)
+    await pair.consistent()
+    const auth = ['--cacert', ca.ca, '-H', `Authorization: Bearer ${token}`]
+    const m = await curl([...auth, `https://127.0.0.1:${port}/metrics`])
+    assert.equal(m.status, 200)
+    assert.match(m.body.toString(), /^volmirror_role\{role="dr"\} 1$/m)
+    await pair.primary.stop()
+    const r = await cli(['promote', '--state', pair.dirs.drState, '--json'], { timeoutMs: 60_000 })
+    assert.equal(r.code, 0, r.stderr)
+    const info = await waitFor('the promoted node to serve DRs over HTTPS', async () => {
+      const c = await curl([...auth, `https://127.0.0.1:${port}/v1/info`]).catch(() => undefined)
+      return c?.status === 200 ? JSON.parse(c.body.toString()) as { epoch?: number } : undefined
+    }, 30_000, 100)
+    assert.ok(info)
   })
 })
