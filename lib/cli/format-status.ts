@@ -28,6 +28,10 @@ function formatDr (s: DrStatus): string {
     (s.primary.journalBytes !== undefined ? `;  primary journal ${formatBytes(s.primary.journalBytes)}` : ''))
   lines.push(`  fetched  ${formatBytes(s.fetched.onDemandBytes)} on demand, ${formatBytes(s.fetched.hydrationBytes)} by hydration` +
     (s.fetched.failures > 0 ? `, ${s.fetched.failures} failed fetches` : ''))
+  const m = s.moved
+  const phases = ([['initial sync', m.initialSyncBytes], ['resync', m.resyncBytes], ['failback', m.failbackBytes], ['compare', m.compareBytes]] as const)
+    .filter(([, b]) => b > 0).map(([what, b]) => `${formatBytes(b)} for ${what}`)
+  lines.push(`  moved    ${formatBytes(m.recordBytes)} of records, ${formatBytes(m.fetchedBytes)} of regions${phases.length > 0 ? ` (${phases.join(', ')})` : ''}`)
   const rate = Number.isFinite(s.hydration.bytesPerSecond) ? (s.hydration.bytesPerSecond === 0 ? 'off (on demand only)' : `${formatBytes(s.hydration.bytesPerSecond)}/s`) : 'unlimited'
   lines.push(`  hydrate  ${s.hydration.complete ? 'complete' : 'in progress'}, rate ${rate}; regions kept ${s.hydration.kept}, released ${s.hydration.released}, copied ${s.hydration.copied}`)
   const mode = s.resync && !s.consistent ? `resyncing (${s.resync.dirtyRegions} dirty regions after an outage)` : s.hydration.complete ? 'journaling' : 'hydrating'

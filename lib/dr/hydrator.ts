@@ -17,6 +17,12 @@
  * it waits while copy-on-read fetches are in flight. While regions remain
  * absent it logs one `hydrate.progress` line per volume every few seconds
  * (done, rate, ETA), and `hydrate.complete` when the copy is whole.
+ *
+ * The node says why regions became absent (`kick(reason)`: an initial sync,
+ * a resync after an outage, a failback, a compare of volumes changed
+ * outside the primary's mount); every byte fetched from then until the copy
+ * is whole again, on demand or in the background, is counted for that
+ * reason (`moved()`), so an operator can see what a failback cost.
  */
 import { regionKey } from '../core/as-of.js'
 import type { Replica } from '../core/replica.js'
@@ -29,6 +35,11 @@ import { describeBytes, isHole } from '../store/realization.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import { sameVolume, type DrVolumes } from './dr-volumes.js'
 import type { Fetcher } from './fetcher.js'
+
+/** SyncReason says why regions became absent (keys of `moved()`). */
+export type SyncReason = 'initialSync' | 'resync' | 'failback' | 'compare'
+
+const REASON_LABEL: Record<SyncReason, string> = { initialSync: 'initial sync', resync: 'resync', failback: 'failback', compare: 'compare' }
 
 /** HydratorOptions pace hydration. */
 export interface HydratorOptions {
@@ -54,8 +65,9 @@ export class Hydrator {
   private progressTimer: NodeJS.Timeout | undefined
   /** Per volume id, what the last progress line saw (for the rate). */
   private readonly seen = new Map<number, { present: number, at: number }>()
-  /** Why regions became absent, when the node said so (`resync`); shown in progress lines. */
-  private reason: string | undefined
+  /** Why regions became absent, when the node said so, and the bytes fetched (both causes) when it did; shown in progress lines. */
+  private sync: { reason: SyncReason, fromBytes: number, began: number } | undefined
+  private readonly movedBytes: Record<SyncReason, number> = { initialSync: 0, resync: 0, failback: 0, compare: 0 }
   private workSince: number | undefined
 
   constructor (
@@ -88,10 +100,32 @@ export class Hydrator {
     await this.loop
   }
 
-  /** kick resumes a hydrator that found nothing to do (new absent regions appeared); `reason` names why in progress lines. */
-  kick (reason?: string): void {
-    if (reason !== undefined) this.reason = reason
+  /** kick resumes a hydrator that found nothing to do (new absent regions appeared); `reason` says why, for progress lines and `moved()`. */
+  kick (reason?: SyncReason): void {
+    if (reason !== undefined) {
+      this.settle()
+      const now = this.fetchedBytes()
+      this.sync = { reason, fromBytes: now, began: now }
+    }
     this.wake?.()
+  }
+
+  /** moved is the bytes fetched for each reason regions became absent (since this node started). */
+  moved (): Record<SyncReason, number> {
+    this.settle()
+    return { ...this.movedBytes }
+  }
+
+  private fetchedBytes (): number {
+    return this.fetcher.counters.readBytes + this.fetcher.counters.hydrateBytes
+  }
+
+  /** settle counts what was fetched since the last settle for the current reason. */
+  private settle (): void {
+    if (!this.sync) return
+    const now = this.fetchedBytes()
+    this.movedBytes[this.sync.reason] += now - this.sync.fromBytes
+    this.sync.fromBytes = now
   }
 
   /**
@@ -117,7 +151,7 @@ export class Hydrator {
         regions: `${present}/${total}`,
         rate: rate === undefined ? '-' : `${(rate / (1 << 20)).toFixed(1)}MiB/s`,
         eta: eta === undefined ? '-' : `${eta}s`,
-        ...(this.reason ? { for: this.reason } : {}),
+        ...(this.sync ? { for: REASON_LABEL[this.sync.reason] } : {}),
       })
     }
   }
@@ -129,11 +163,14 @@ export class Hydrator {
       if (!this.running) return
       if (!found) {
         if (this.workSince !== undefined) {
+          this.settle()
           this.log.info('hydrate.complete', {
-            seconds: Math.round((Date.now() - this.workSince) / 100) / 10, ...this.counters, ...(this.reason ? { for: this.reason } : {}),
+            seconds: Math.round((Date.now() - this.workSince) / 100) / 10,
+            ...this.counters,
+            ...(this.sync ? { for: REASON_LABEL[this.sync.reason], fetchedBytes: this.fetchedBytes() - this.sync.began } : {}),
           })
           this.workSince = undefined
-          this.reason = undefined
+          this.sync = undefined
         }
         this.completeAt ??= Date.now()
         await new Promise<void>(resolve => { this.wake = resolve; setTimeout(resolve, 5000).unref() })

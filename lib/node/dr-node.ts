@@ -21,7 +21,7 @@ import { DrFs } from '../dr/dr-fs.js'
 import { DrVolumes } from '../dr/dr-volumes.js'
 import { Fetcher } from '../dr/fetcher.js'
 import { Follower, type Lag } from '../dr/follower.js'
-import { Hydrator } from '../dr/hydrator.js'
+import { Hydrator, type SyncReason } from '../dr/hydrator.js'
 import { trackVerify, verify, type VerifyProgress } from '../dr/verifier.js'
 import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
@@ -113,6 +113,12 @@ export interface DrStatus {
   fetched: { onDemandBytes: number, hydrationBytes: number, fetches: number, retries: number, failures: number }
   hydration: { bytesPerSecond: number, complete: boolean, kept: number, released: number, copied: number, comparedBytes: number }
   replication: { groups: number, records: number, bytes: number, reconnects: number, resyncs: number }
+  /**
+   * Bytes moved since this node started: records shipped, regions fetched,
+   * and of those, the ones fetched while catching up after each kind of
+   * event (what an initial sync, a resync or a failback cost).
+   */
+  moved: { recordBytes: number, fetchedBytes: number, initialSyncBytes: number, resyncBytes: number, failbackBytes: number, compareBytes: number }
   /** The last resync after an outage (journal limit): how much it had to fetch again. */
   resync?: { fromSeq: number, dirtyRegions: number, at: string }
   history: History
@@ -296,10 +302,12 @@ export class DrNode {
   private async fullSync (reply: RegisterReply): Promise<void> {
     if (reply.forkSeq !== undefined && !this.opts.discardLocal) await this.refuseLateWrites(reply)
     if (reply.forkSeq !== undefined) this.discarded = await this.discard(reply.forkSeq)
+    // A node that was a primary once and syncs in full from another is failing back.
+    const wasPrimary = (await this.store.history()).some(e => e.nodeId === this.store.identity.nodeId)
     if (reply.history) await this.store.setHistory(reply.history)
     await this.reconcile(await this.opts.primary.volumes(), reply.startSeq, true)
-    this.log.info('dr.full_sync_started', { volumes: this.volumes.list().length, startSeq: reply.startSeq })
-    this.hydrator.kick()
+    this.log.info('dr.full_sync_started', { volumes: this.volumes.list().length, startSeq: reply.startSeq, ...(wasPrimary ? { failback: true } : {}) })
+    this.hydrator.kick(wasPrimary ? 'failback' : 'initialSync')
   }
 
   /**
@@ -509,7 +517,7 @@ export class DrNode {
       // The absent regions are durable (checkpoint) before the flags count as handled.
       await this.checkpointer.run()
       await this.store.putMeta('flagsHandled', handled, true)
-      this.hydrator.kick()
+      this.hydrator.kick('compare')
     }
   }
 
@@ -563,6 +571,7 @@ export class DrNode {
         kept: h.kept, released: h.released, copied: h.copied, comparedBytes: h.comparedBytes,
       },
       replication: { ...this.follower.counters },
+      moved: movedOf(this.follower.counters.bytes, f.readBytes + f.hydrateBytes, this.hydrator.moved()),
       history: await this.store.history(),
       ...(this.discarded ? { discarded: this.discarded } : {}),
       ...(lag.splitBrain ? { splitBrain: lag.splitBrain } : {}),
@@ -634,4 +643,11 @@ async function ensureImages (images: ImageDir, volumes: DrVolumes, log: Logger):
     missing++
   }
   return missing
+}
+
+function movedOf (recordBytes: number, fetchedBytes: number, by: Record<SyncReason, number>): DrStatus['moved'] {
+  return {
+    recordBytes, fetchedBytes,
+    initialSyncBytes: by.initialSync, resyncBytes: by.resync, failbackBytes: by.failback, compareBytes: by.compare,
+  }
 }

@@ -347,6 +347,7 @@ describe('DR end to end (primary and DR processes)', function () {
       `${changed} regions = ${(100 * changed * RS / SIZE).toFixed(2)}% changed) in ${ms} ms; ` +
       `kept ${s.hydration.kept}, released ${s.hydration.released}, copied ${s.hydration.copied}, compared ${mb(s.hydration.comparedBytes)} locally`)
     assert.ok(moved >= changed * RS, `every changed region copied: ${moved} bytes`)
+    assert.equal(s.moved.initialSyncBytes, moved, 'status --json counts them as the initial sync\'s cost')
     assert.ok(moved >= 0.015 * SIZE && moved <= 0.03 * SIZE, `moved ${(100 * moved / SIZE).toFixed(2)}% of the image, expected 1.5-3%`)
     assert.ok(s.hydration.released >= zeroed.length, `zeroed regions released: ${s.hydration.released}`)
     await sameBytes(path.join(pair.dirs.images, 'big.raw'), path.join(pair.dirs.drMnt, 'big.raw'))

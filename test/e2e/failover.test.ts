@@ -139,6 +139,8 @@ describe('failover and failback, split brain, verify, a full DR disk (primary an
       `discarded ${JSON.stringify(fb.discarded)}`)
     assert.ok(fetched >= differ && fetched <= differ + 2 * RS, `failback fetched ${mb(fetched)}, expected the ${mb(differ)} that differ`)
     assert.equal(fb.hydration.copied, differ / RS, 'regions copied')
+    assert.equal(fb.moved.failbackBytes, fetched, 'status --json counts every byte fetched as the failback\'s cost')
+    assert.equal(fb.moved.initialSyncBytes, 0)
     assert.ok(fb.hydration.released >= 1, 'the discarded write into a hole is released, not fetched')
 
     // The discarded writes: reported, and their bytes kept.

@@ -155,6 +155,8 @@ describe('outages: cut, stalled and crashed links (primary and DR processes, thr
     assert.ok(records >= journaled * 0.95 && records <= journaled * 1.05, `the journaled records were shipped: ${mb(records)} of ${mb(journaled)}`)
     assert.ok(moved < written, 'less than everything written during the outage')
     assert.equal(d.replication.resyncs, 1, 'one resync')
+    assert.equal(d.moved.resyncBytes - drBefore.moved.resyncBytes, fetched, 'status --json counts the regions fetched as the resync\'s cost')
+    assert.equal(d.moved.failbackBytes, 0)
     assert.ok(d.resync && d.resync.dirtyRegions >= regions.length, `the DR resynced the dirty regions: ${JSON.stringify(d.resync)}`)
     assert.equal(p2.drs[0]!.mode, 'journaling', 'back to journaling once resynced')
     assert.equal(p2.drs[0]!.dirtyBytes, 0)
