@@ -9,18 +9,9 @@
  */
 import { createCipheriv, createHash } from 'node:crypto'
 import { open, stat } from 'node:fs/promises'
+import { rng } from '../../test/helpers/pattern.js'
 
-/** rng is a small seeded generator (mulberry32) of floats in [0, 1). */
-export function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { rng }
 
 /** shuffle puts `xs` in a seeded random order, in place. */
 export function shuffle<T> (xs: T[], seed: number): T[] {

@@ -17,6 +17,8 @@ import type { PrimaryStatus } from '../../lib/node/primary-node.js'
 import type { Cleanup } from './cleanup.js'
 import { MountProcess } from './mount-process.js'
 
+export { waitFor } from '../../test/helpers/wait.js'
+
 /** NodeDirs are one node's directories and log file. */
 export interface NodeDirs { images: string, state: string, mnt: string, log: string }
 
@@ -120,18 +122,3 @@ export function caughtUp (s: DrStatus, volumes: number, primaryLast: number): bo
   return s.consistent && s.volumes.length >= volumes && s.seq.applied >= primaryLast
 }
 
-/** waitFor polls `cond` every `intervalMs` until it returns a truthy value, or fails after `timeoutMs` saying what it waited for. */
-export async function waitFor<T> (what: string, cond: () => Promise<T>, timeoutMs: number, intervalMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await cond()
-      if (v) return v as NonNullable<T>
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise(resolve => setTimeout(resolve, intervalMs))
-  }
-}

@@ -62,14 +62,18 @@ export interface RecordFields {
   data?: Uint8Array
 }
 
-/** JournalRecord is a decoded record. */
-export interface JournalRecord {
+/** RecordHeader is where and when a record belongs: what the journal's index keeps of it. */
+export interface RecordHeader {
   seq: number
   ts: number
   op: Op
   volume: string
   offset: number
   length: number
+}
+
+/** JournalRecord is a decoded record. */
+export interface JournalRecord extends RecordHeader {
   mode: number
   target: string
   /** The payload of a write (a view, never a copy). */

@@ -40,35 +40,24 @@ import { StateStore } from '../store/state-store.js'
 import { RegionCodes } from '../store/region-codes.js'
 import { CodeKeeper } from '../store/code-keeper.js'
 import { VolumeFiles } from '../store/volume-files.js'
+import type { NodeOptions } from './node-options.js'
 import { serveDr } from './observability.js'
 
 /** DrOptions are the settings of `volmirror dr`. */
-export interface DrOptions {
-  images: string
-  state: string
-  mount: string
+export interface DrOptions extends NodeOptions {
   primary: PrimaryService
   /** Shown in status (the primary's URL). */
   primaryLabel?: string
-  log: Logger
-  regionSize?: number
   /** Hydration bytes per second; 0 = fetch on demand only; Infinity = as fast as possible. */
   hydrateRate?: number
   /** How long reads of absent regions keep retrying an unreachable primary before EIO. */
   fetchTimeoutMs?: number
   readAhead?: number
-  checkpointMs?: number
   pollWaitMs?: number
   /** Where this DR will serve if promoted (told to the primary for switchovers and split-brain checks). */
   listenUrl?: string
-  /** Serve the status page and metrics here (read-only) until promoted; needs `token`. */
-  listen?: { host: string, port: number }
-  /** The peer token: guards what is served on `listen`. */
+  /** The peer token: guards what is served on `listen` (the status page and metrics, read-only, until promoted). */
   token?: string
-  /** Serve `listen` over HTTPS with this certificate and key (PEM files). */
-  tls?: { cert: string, key: string }
-  /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
-  codesRate?: number
   /** Keep the bytes of discarded writes (failback, --discard-local) here for inspection. */
   keepDiscarded?: string
   /** Give up whatever this node holds that the primary does not (resolves a split brain on this side). */
@@ -321,7 +310,7 @@ export class DrNode {
     const wanted = new Set(list.volumes.map(v => v.name))
     // Volumes the primary does not have (in the table, or files an old
     // primary left) are kept aside, not destroyed.
-    for (const name of await localFiles(this.images)) {
+    for (const { name } of await this.images.listVolumes()) {
       if (wanted.has(name)) continue
       this.files.removed(name)
       const aside = this.images.reservedPath('deleted', keptAsideName(seq, name))
@@ -615,21 +604,6 @@ async function learnRegionSize (opts: DrOptions): Promise<number | undefined> {
     throw new VolmirrorError('PEER_UNREACHABLE',
       `a new DR learns its region size from the primary, which cannot be reached (${(err as Error).message}); start it when the primary is up, or give --region-size`, { cause: err })
   }
-}
-
-/** localFiles lists the volume files of an image directory (not volmirror's own entries). */
-async function localFiles (images: ImageDir): Promise<string[]> {
-  const out: string[] = []
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await images.readdir(dir).catch(() => [])) {
-      if (dir === '' && e.name.startsWith('.volmirror')) continue
-      const name = dir ? `${dir}/${e.name}` : e.name
-      if (e.isDirectory()) await walk(name)
-      else if (e.isFile()) out.push(name)
-    }
-  }
-  await walk('')
-  return out
 }
 
 /** ensureImages recreates empty images for volumes whose files went missing; returns how many. */

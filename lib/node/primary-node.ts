@@ -9,7 +9,6 @@
  */
 import path from 'node:path'
 import { readdirSync } from 'node:fs'
-import { readdir } from 'node:fs/promises'
 import { compareHistories, promoted, type History } from '../core/history.js'
 import { ControlServer } from '../control/control-socket.js'
 import { VolmirrorError } from '../errors.js'
@@ -34,28 +33,19 @@ import { StateStore, type JsonLevel } from '../store/state-store.js'
 import { VolumeFiles } from '../store/volume-files.js'
 import { RegionCodes } from '../store/region-codes.js'
 import { CodeKeeper } from '../store/code-keeper.js'
+import type { NodeOptions } from './node-options.js'
 
 /** PrimaryOptions are the settings of `volmirror primary`. */
-export interface PrimaryOptions {
-  images: string
-  state: string
-  mount: string
-  regionSize?: number
-  log: Logger
+export interface PrimaryOptions extends NodeOptions {
   /** Keep journal records even when no DR needs them (audit, tests). */
   retainJournal?: boolean
-  checkpointMs?: number
   /** Fault-injection seam for tests. */
   faults?: FaultHook
   opTimeoutMs?: number
   /** How often a replication group is closed. */
   groupMs?: number
-  /** Serve DRs over HTTP(S) here. */
-  listen?: { host: string, port: number }
   /** The peer token's file (created, mode 0600, at first start); default STATE/token. */
   tokenFile?: string
-  /** Serve HTTPS with this certificate and key (PEM files). */
-  tls?: { cert: string, key: string }
   /**
    * Start as a promoted DR: the state directory is a DR's (closed cleanly
    * by the promotion); its applied seq ends the old epoch, a new one begins.
@@ -65,8 +55,6 @@ export interface PrimaryOptions {
   formerPrimary?: PrimaryService
   /** Bytes of journal kept for lagging DRs before their oldest records become dirty regions (default 1 GiB). */
   journalLimit?: number
-  /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
-  codesRate?: number
   /** Read through the thread pool (slow disks) instead of on the main thread. */
   asyncReads?: boolean
 }
@@ -502,20 +490,7 @@ function filesAt (images: ImageDir, name: string): string[] {
 }
 
 async function listVolumes (images: ImageDir): Promise<VolumeStatus[]> {
-  const out: VolumeStatus[] = []
-  const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(images.path(dir), { withFileTypes: true }).catch(() => [])
-    for (const e of entries) {
-      const name = dir ? `${dir}/${e.name}` : e.name
-      if (!dir && e.name.startsWith('.volmirror')) continue
-      if (e.isDirectory()) { await walk(name); continue }
-      if (!e.isFile()) continue
-      const st = await images.lstat(name).catch(() => undefined)
-      if (st) out.push({ name, size: st.size, allocated: st.blocks * 512 })
-    }
-  }
-  await walk('')
-  return out.sort((a, b) => a.name < b.name ? -1 : 1)
+  return (await images.listVolumes()).map(({ name, stats }) => ({ name, size: stats.size, allocated: stats.blocks * 512 }))
 }
 
 async function setFlag (flags: JsonLevel, volume: string, flag: Flag, log: Logger): Promise<void> {

@@ -29,7 +29,7 @@ import path from 'node:path'
 import { GroupCommit } from '../core/group-commit.js'
 import {
   decodeRecord, encodeRecord, HEADER_SIZE, keySeq, peekSeq, recordParts, seqKey,
-  type DecodedRecord, type EncodedRecord, type Op, type RecordFields, OP_CODES,
+  type DecodedRecord, type EncodedRecord, type Op, type RecordFields, type RecordHeader, OP_CODES,
 } from '../core/record.js'
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -57,13 +57,7 @@ export interface JournalStats {
 }
 
 /** IndexEntry is a decoded LevelDB entry: the record's header fields and where its bytes are. */
-export interface IndexEntry {
-  seq: number
-  ts: number
-  op: Op
-  volume: string
-  offset: number
-  length: number
+export interface IndexEntry extends RecordHeader {
   loc: SegmentLocation
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { lstat, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { fsop, fsops } from '../helpers/fsop.js'
+import { fsops } from '../helpers/fsop.js'
 import { pattern } from '../helpers/pattern.js'
 import { startPrimary, type TestPrimary } from '../helpers/primary.js'
 
