@@ -1,7 +1,8 @@
 /**
  * run: `npm run bench` — runs the selected benchmarks (all by default),
  * prints the machine and one table of volmirror-vs-peer ratios, and writes
- * the same as JSON to bench/results/latest.json and a timestamped copy.
+ * the same as JSON to bench/results/latest.json and a timestamped copy, and
+ * as a chart of the ratios (latest.svg, latest.png and a timestamped PNG).
  *
  *   node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [--cpu-prof DIR] [NAME...]
  *   node dist/bench/run.js --list
@@ -12,12 +13,13 @@
  * Exit status: 0 all benchmarks ran (missed targets included), 1 one failed,
  * 2 usage error.
  */
-import { mkdir } from 'node:fs/promises'
+import { copyFile, mkdir } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { Cleanup } from './lib/cleanup.js'
 import { killStarted } from './lib/exec.js'
-import { toRows, writeReport, type Report, type Row } from './lib/report.js'
+import { chartSvg, writeChart } from './lib/chart.js'
+import { stamp, toRows, writeReport, type Report, type Row } from './lib/report.js'
 import { ROOT, snapshotApp } from './lib/app.js'
 import { makeScratch, removeScratch } from './lib/scratch.js'
 import { machineInfo } from './lib/system.js'
@@ -161,7 +163,21 @@ async function main (): Promise<number> {
     results,
     errors,
   }
-  const files = await writeReport(path.join(ROOT, 'bench', 'results'), report)
+  const resultsDir = path.join(ROOT, 'bench', 'results')
+  const files = await writeReport(resultsDir, report)
+  const title = `volmirror ${app.commit}${app.dirty ? '+' : ''}: npm run bench${args.quick ? ' --quick' : ''}, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, median of ${runs}`
+  try {
+    const chart = await writeChart(path.join(resultsDir, 'latest'), chartSvg(rows, machine, title))
+    files.push(...chart.files)
+    if (chart.files.some(f => f.endsWith('.png'))) {
+      const stamped = path.join(resultsDir, `${stamp(started)}.png`)
+      await copyFile(path.join(resultsDir, 'latest.png'), stamped)
+      files.push(stamped)
+    }
+    if (chart.pngSkipped) progress(`chart: ${chart.pngSkipped}`)
+  } catch (err) {
+    progress(`chart: not written: ${(err as Error).message}`)
+  }
   const targets = rows.filter(r => r.status)
   process.stdout.write(`\ntargets: ${targets.filter(r => r.status === 'met').length} met, ${targets.filter(r => r.status === 'missed').length} missed; ` +
     `${report.durationS} s; written to ${files.map(f => path.relative(process.cwd(), f)).join(', ')}\n`)
