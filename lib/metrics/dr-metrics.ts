@@ -60,6 +60,10 @@ export function drMetrics (status: () => Promise<DrStatus>, fetcher: DrMetricsFe
     const f = (await s()).fetched
     return [[{ cause: CAUSE.read }, f.onDemandBytes], [{ cause: CAUSE.hydrate }, f.hydrationBytes]]
   })
+  k.total('sync_fetched_bytes_total', 'Bytes fetched while catching up after an event, by reason (initial_sync, resync, failback, compare): what each cost.', ['reason'], async () => {
+    const m = (await s()).moved
+    return [[{ reason: 'initial_sync' }, m.initialSyncBytes], [{ reason: 'resync' }, m.resyncBytes], [{ reason: 'failback' }, m.failbackBytes], [{ reason: 'compare' }, m.compareBytes]]
+  })
   k.total('fetches_total', 'Region fetches completed.', [], async () => (await s()).fetched.fetches)
   k.total('fetch_retries_total', 'Fetch attempts retried (the primary was unreachable or sent a corrupt region).', [], async () => (await s()).fetched.retries)
   k.total('fetch_failures_total', 'Fetches given up after their deadline (their readers got EIO).', [], async () => (await s()).fetched.failures)

@@ -60,6 +60,8 @@ describe('metrics', function () {
     // The whole volume came by hydration, region by region.
     assert.equal(d1.value('volmirror_fetched_bytes_total', { cause: 'hydration' }), 8 * MiB)
     assert.equal(d1.value('volmirror_fetched_bytes_total', { cause: 'on_demand' }), 0)
+    assert.equal(d1.value('volmirror_sync_fetched_bytes_total', { reason: 'initial_sync' }), 8 * MiB, 'the initial sync\'s cost')
+    assert.equal(d1.value('volmirror_sync_fetched_bytes_total', { reason: 'failback' }), 0)
     assert.equal(d1.histogramCount('volmirror_fetch_duration_seconds'), 8)
 
     // Writes through the primary's mount (a child process: the test hosts no mount).
