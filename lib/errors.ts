@@ -59,6 +59,7 @@ export const ErrorCodes = [
   'RESYNC_REQUIRED',
   'INCONSISTENT',
   'WRONG_ROLE',
+  'REGION_CHANGED',
   // command line
   'USAGE',
 ] as const

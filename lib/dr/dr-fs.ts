@@ -3,9 +3,11 @@
  *
  * Read-only until the DR is promoted: every mutation answers EROFS. A read
  * makes the regions it covers present first (copy-on-read: lib/dr/fetcher.ts),
- * waiting only for the bytes it needs, then reads the DR image while holding
- * the apply lock shared, so it never sees half a group. A reader that goes
- * on where it stopped is sequential: the next regions are fetched ahead.
+ * waiting only for the bytes it needs, then reads the DR image. Groups are
+ * applied synchronously on the main thread, so a read done there (the
+ * default) never sees half a group; with `asyncReads` the read runs in the
+ * thread pool holding the apply lock shared instead. A reader that goes on
+ * where it stopped is sequential: the next regions are fetched ahead.
  */
 import fs from 'node:fs'
 import { regionSpans } from '../core/region-map.js'
@@ -25,6 +27,12 @@ const O_ACCMODE = 3
 export class DrFs implements VolumeFs {
   private readonly handles = new Map<number, { name: string, nextRead: number }>()
   private nextHandle = 1
+  /**
+   * Read the images in the thread pool (holding the apply lock) rather than
+   * on the main thread: for slow disks, where a read would hold up every
+   * other operation meanwhile.
+   */
+  asyncReads = false
 
   constructor (
     private readonly images: ImageDir,
@@ -75,6 +83,7 @@ export class DrFs implements VolumeFs {
       if (h) h.nextRead = position + n
       await Promise.all(waits)
     }
+    if (!this.asyncReads) return this.images.readSync(this.files.get(name).fd, target, n, position)
     return await this.lock.read(() => this.files.use(name, f => this.images.read(f.fd, target, n, position)))
   }
 

@@ -17,7 +17,7 @@
 import { crc32 } from 'node:zlib'
 import { regionKey } from '../core/as-of.js'
 import type { Replica, FetchToken } from '../core/replica.js'
-import { VolmirrorError } from '../errors.js'
+import { isVolmirrorError, VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService } from '../replication/protocol.js'
 import { sameVolume, type DrVolumes } from './dr-volumes.js'
@@ -32,6 +32,9 @@ export interface FetchEvent {
   bytes: number
   ok: boolean
 }
+
+/** First is where a reader waits: the bytes to fetch first. */
+interface First { at: number, length: number }
 
 interface Waiter { start: number, end: number, resolve: () => void, reject: (e: Error) => void }
 
@@ -60,7 +63,7 @@ export class Fetcher {
   private readonly flights = new Map<string, Flight>()
   private closed = false
   /** Bytes fetched, by cause; fetches that failed for good. */
-  readonly counters = { readBytes: 0, hydrateBytes: 0, fetches: 0, failures: 0, retries: 0, corrupt: 0 }
+  readonly counters = { readBytes: 0, hydrateBytes: 0, fetches: 0, failures: 0, retries: 0, corrupt: 0, changed: 0 }
   private readonly observers = new Set<(e: FetchEvent) => void>()
 
   constructor (
@@ -89,7 +92,8 @@ export class Fetcher {
     const start = need?.start ?? region * rs
     const end = need?.end ?? (region + 1) * rs
     let f = this.flights.get(`${volume}:${region}`)
-    if (!f) f = this.start(volume, region, cause, start)
+    // A reader's fetch starts where it reads; hydration's reads the region in one piece.
+    if (!f) f = this.start(volume, region, cause, cause === 'read' ? { at: start, length: end - start } : undefined)
     else if (cause === 'read' && f.cause === 'hydrate') f.cause = 'read'
     if (covered(f.have, start, end)) return Promise.resolve()
     const flight = f
@@ -100,7 +104,7 @@ export class Fetcher {
   prefetch (volume: number, from: number, count: number): void {
     const map = this.replica.map(volume)
     for (let r = from; r < Math.min(from + count, map.length); r++) {
-      if (!map.get(r) && !this.flights.has(`${volume}:${r}`)) this.start(volume, r, 'read', r * this.replica.regionSize).done.catch(() => {})
+      if (!map.get(r) && !this.flights.has(`${volume}:${r}`)) this.start(volume, r, 'read', undefined).done.catch(() => {})
     }
   }
 
@@ -127,7 +131,7 @@ export class Fetcher {
     }
   }
 
-  private start (volume: number, region: number, cause: FetchCause, first: number): Flight {
+  private start (volume: number, region: number, cause: FetchCause, first: First | undefined): Flight {
     const key = `${volume}:${region}`
     const f: Flight = { volume, region, cause, have: [], waiters: [], done: Promise.resolve(), abort: new AbortController(), bytes: 0 }
     this.flights.set(key, f)
@@ -143,7 +147,8 @@ export class Fetcher {
     return f
   }
 
-  private async run (f: Flight, first: number): Promise<void> {
+  private async run (f: Flight, firstAsked: First | undefined): Promise<void> {
+    let first = firstAsked
     const deadline = Date.now() + this.opts.timeoutMs
     const startedAt = performance.now()
     for (let attempt = 0; ; attempt++) {
@@ -172,6 +177,15 @@ export class Fetcher {
         this.replica.fetchEnd(token, false)
         f.have = []
         if (this.closed) throw new VolmirrorError('CLOSED', 'the DR is shutting down')
+        // A write landed in the region while it streamed: fetch it again at once.
+        // Without `first` the primary reads the region in one piece, and a
+        // region written all the time is then read where writes cannot interleave.
+        if (isVolmirrorError(err, 'REGION_CHANGED') && Date.now() < deadline) {
+          this.counters.changed++
+          first = undefined
+          attempt--
+          continue
+        }
         const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random())
         if (Date.now() + wait > deadline) {
           this.counters.failures++
@@ -186,23 +200,22 @@ export class Fetcher {
     }
   }
 
-  private async once (f: Flight, token: FetchToken, name: string, first: number): Promise<void> {
+  private async once (f: Flight, token: FetchToken, name: string, first: First | undefined): Promise<void> {
     let known = false
     let moved = false
-    let crc: number | undefined
-    const chunks: Array<{ offset: number, data: Uint8Array }> = []
+    let crc = 0
+    let sum: number | undefined
     await this.service.fetchRegion(name, f.region, {
-      begin: (asOf, _size, birth, sum) => {
+      begin: (asOf, _size, birth) => {
         const v = this.volumes.byIdOf(f.volume)
         // The name means another volume on the primary now (renamed, then
         // created again): these are not our bytes. Retry once caught up.
         if (!v || !sameVolume(v, birth)) { moved = true; return }
-        crc = sum
         known = this.replica.fetchKnown(token, asOf)
       },
       data: (offset, chunk) => {
         if (!known) return
-        if (crc !== undefined) chunks.push({ offset, data: chunk })
+        crc = crc32(chunk, crc)
         this.replica.fetchData(token, { offset, data: chunk })
         if (f.cause === 'read') this.counters.readBytes += chunk.length
         else this.counters.hydrateBytes += chunk.length
@@ -210,9 +223,10 @@ export class Fetcher {
         addRange(f.have, offset, offset + chunk.length)
         this.wake(f)
       },
-    }, { first, signal: f.abort.signal })
+      end: (crc32) => { sum = crc32 },
+    }, { ...(first !== undefined ? { first: first.at, firstLength: first.length } : {}), signal: f.abort.signal })
     if (moved) throw new VolmirrorError('INCONSISTENT', `${name} names another volume on the primary now; waiting for the DR to catch up with the rename`)
-    if (crc !== undefined && regionCrc(chunks) !== crc) {
+    if (known && sum !== undefined && sum !== crc) {
       // The bytes written are not what the primary sent: the region stays
       // absent (the flight fails) and is fetched again.
       this.counters.corrupt++
@@ -231,13 +245,6 @@ export class Fetcher {
     }
     f.waiters = still
   }
-}
-
-/** regionCrc is the CRC-32 of chunks in offset order. */
-function regionCrc (chunks: Array<{ offset: number, data: Uint8Array }>): number {
-  let c = 0
-  for (const x of [...chunks].sort((a, b) => a.offset - b.offset)) c = crc32(x.data, c)
-  return c
 }
 
 function addRange (ranges: Array<[number, number]>, s: number, e: number): void {

@@ -18,9 +18,9 @@ import { readFileSync } from 'node:fs'
 import { Pool, type Dispatcher } from 'undici'
 import { VolmirrorError } from '../errors.js'
 import { decodeGroupFrame } from '../replication/group-frame.js'
-import { LIMITS, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type ResyncPlan, type Registration, type VolumeList } from '../replication/protocol.js'
+import { LIMITS, type GroupBatch, type FetchRegionOptions, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type ResyncPlan, type Registration, type VolumeList } from '../replication/protocol.js'
 import { parseContentRange, rangeHeader } from './range.js'
-import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH, H_CRC32, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
+import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH, H_CRC32, H_ERROR, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
 import { errorFromResponse } from './status.js'
 
 /** PrimaryClientOptions configure a {@link PrimaryClient}. */
@@ -113,9 +113,11 @@ export class PrimaryClient implements PrimaryService {
     }, length > 0 ? [206, 416] : [200])
   }
 
-  async fetchRegion (volume: string, region: number, sink: RegionSink, opts: { first?: number, signal?: AbortSignal } = {}): Promise<void> {
-    const first = opts.first !== undefined && Number.isSafeInteger(opts.first) && opts.first >= 0 ? `?first=${opts.first}` : ''
-    const path = `${volumePath(volume)}/regions/${region}${first}`
+  async fetchRegion (volume: string, region: number, sink: RegionSink, opts: FetchRegionOptions = {}): Promise<void> {
+    const q = new URLSearchParams()
+    if (opts.first !== undefined && Number.isSafeInteger(opts.first) && opts.first >= 0) q.set('first', String(opts.first))
+    if (opts.firstLength !== undefined && Number.isSafeInteger(opts.firstLength) && opts.firstLength > 0) q.set('len', String(opts.firstLength))
+    const path = `${volumePath(volume)}/regions/${region}${q.size > 0 ? `?${q.toString()}` : ''}`
     await this.request('GET', path, opts.signal ? { signal: opts.signal } : {}, async (res) => {
       const h = res.headers
       const asOf = num(h[H_AS_OF], H_AS_OF)
@@ -127,8 +129,7 @@ export class PrimaryClient implements PrimaryService {
         throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: inconsistent region headers (start ${start}, first ${from}, end ${end})`)
       }
       const birth = optionalInt(h[H_BIRTH], H_BIRTH)
-      const crc = optionalInt(h[H_CRC32], H_CRC32)
-      passthrough(() => sink.begin(asOf, size, birth, crc))
+      passthrough(() => sink.begin(asOf, size, birth))
       // The body is [from, end) then [start, from): map each byte back to its offset.
       const head = end - from
       let pos = 0
@@ -148,7 +149,16 @@ export class PrimaryClient implements PrimaryService {
           pos += c.length
         }
       }
+      const t = res.trailers
+      const failed = one(t[H_ERROR])
+      if (failed !== undefined) {
+        throw failed === 'REGION_CHANGED'
+          ? new VolmirrorError('REGION_CHANGED', `GET ${path}: the region was written while it was being sent`)
+          : new VolmirrorError('PEER_PROTOCOL', `GET ${path}: the region body ended with error ${failed.slice(0, 64)}`)
+      }
       if (pos !== end - start) throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: region body of ${pos} bytes, expected ${end - start}`)
+      const crc = optionalInt(t[H_CRC32], H_CRC32)
+      passthrough(() => sink.end?.(crc))
     })
   }
 

@@ -12,7 +12,7 @@
  *   GET  /v1/volumes                          VolumeList
  *   GET|HEAD /v1/volumes/NAME                 bytes; `Range: bytes=a-b | a- | -n` gives 206
  *   GET  /v1/volumes/NAME/regions?from&count&checksums=0|1   RegionInfoList
- *   GET  /v1/volumes/NAME/regions/INDEX?first=OFFSET         one region, streamed, rotated to `first`
+ *   GET  /v1/volumes/NAME/regions/INDEX?first=OFFSET&len=N   one region, streamed, rotated to `first` (N bytes there sent first)
  *        (headers X-Volmirror-As-Of, -Size, -Region-Start, -Region-End, -First: lib/http/wire.ts)
  *   POST /v1/register                         Registration -> RegisterReply
  *   POST /v1/resync                           {node} -> ResyncPlan (after RESYNC_REQUIRED)
@@ -55,7 +55,7 @@ import { parseRange } from './range.js'
 import { RegionBody } from './region-body.js'
 import { intField, intValue, Query, readJsonObject, sendError, sendJson, stringField } from './server-io.js'
 import { httpStatus, toWireError } from './status.js'
-import { H_AS_OF, H_BIRTH, H_CRC32, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE, GROUP_FRAME_TYPE } from './wire.js'
+import { H_AS_OF, H_BIRTH, H_CRC32, H_ERROR, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE, GROUP_FRAME_TYPE } from './wire.js'
 
 const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/
 
@@ -318,41 +318,58 @@ export class PrimaryHttpServer {
     sendJson(res, 200, await this.service.regions(name, from, count, q.flag('checksums')))
   }
 
+  /**
+   * getRegion streams a region: headers as soon as the piece at `first` is
+   * read, the body chunked in rotated order, and trailers: the CRC-32 of
+   * the body, or the code of an error that ended it early (REGION_CHANGED:
+   * a write landed in the region meanwhile; the DR fetches it again).
+   */
   private async getRegion (res: http.ServerResponse, name: string, index: number, q: Query): Promise<void> {
     const first = q.int('first')
+    const firstLength = q.int('len')
     const rs = await this.regionSize()
     const start = index * rs
     if (!Number.isSafeInteger(start + rs)) throw new VolmirrorError('BAD_REQUEST', `region index ${index} is out of range`)
     const ac = new AbortController()
     res.once('close', () => ac.abort())
     let body: RegionBody | undefined
+    let crc: number | undefined
     const sink: RegionSink = {
-      begin: (asOf: number, size: number, birth?: number, crc?: number) => {
+      begin: (asOf: number, size: number, birth?: number) => {
         if (body) throw new VolmirrorError('IO_ERROR', 'region sink began twice')
         const end = Math.min(start + rs, Math.max(size, start))
         const f = first !== undefined && first > start && first < end ? first : start
         body = new RegionBody(c => { if (!res.destroyed) res.write(c) }, start, end, f)
+        // No content-length: chunked, so that the trailers can follow the body.
         res.writeHead(200, {
           'content-type': 'application/octet-stream',
-          'content-length': end - start,
           'cache-control': 'no-store',
+          trailer: `${H_CRC32}, ${H_ERROR}`,
           [H_AS_OF]: asOf,
           [H_SIZE]: size,
           [H_REGION_START]: start,
           [H_REGION_END]: end,
           [H_FIRST]: f,
           ...(birth !== undefined ? { [H_BIRTH]: birth } : {}),
-          ...(crc !== undefined ? { [H_CRC32]: crc } : {}),
         })
       },
       data: (offset, chunk) => {
         if (!body) throw new VolmirrorError('IO_ERROR', 'region data before begin')
         body.data(offset, chunk)
       },
+      end: (sum) => { crc = sum },
     }
-    await this.service.fetchRegion(name, index, sink, { ...(first !== undefined ? { first } : {}), signal: ac.signal })
+    try {
+      await this.service.fetchRegion(name, index, sink, { ...(first !== undefined ? { first } : {}), ...(firstLength !== undefined ? { firstLength } : {}), signal: ac.signal })
+    } catch (err) {
+      if (!res.headersSent || !(err instanceof VolmirrorError) || err.code !== 'REGION_CHANGED') throw err
+      res.addTrailers({ [H_ERROR]: err.code })
+      res.end()
+      return
+    }
     if (!body) throw new VolmirrorError('IO_ERROR', 'the region fetch ended without data')
     if (!body.complete) throw new VolmirrorError('IO_ERROR', `the region fetch of ${name}#${index} ended short`)
+    if (crc !== undefined) res.addTrailers({ [H_CRC32]: crc })
     res.end()
   }
 

@@ -14,8 +14,10 @@ export const H_REGION_START = 'x-volmirror-region-start'
 export const H_REGION_END = 'x-volmirror-region-end'
 /** H_FIRST is the offset the region body starts at (the body wraps around to the region's start). */
 export const H_FIRST = 'x-volmirror-first'
-/** H_CRC32 is the CRC-32 of the region's bytes in offset order (checked by the DR once all arrived). */
+/** H_CRC32 is the CRC-32 of a region body's bytes in body order: a trailer, checked by the DR once all arrived. */
 export const H_CRC32 = 'x-volmirror-crc32'
+/** H_ERROR is a trailer ending a region body early with an error code (REGION_CHANGED: fetch it again). */
+export const H_ERROR = 'x-volmirror-error'
 
 /** H_BIRTH is the name's birth when the bytes were read: which volume the name meant (lib/primary/name-births.ts). */
 export const H_BIRTH = 'x-volmirror-birth'

@@ -10,18 +10,30 @@
  * landed meanwhile. After a few collisions (a very hot region) the read is
  * done synchronously on the main thread, where no write can interleave.
  *
+ * A region fetch is streamed (`stream`): the piece a DR reader waits for
+ * is read, checked like any read, and sent first; the rest follows, and is
+ * good only if no write touched the region since that first check. If one
+ * did, the stream ends with REGION_CHANGED and the DR fetches the region
+ * again: bytes as of one seq, or none.
+ *
  * Realization and checksums come from lib/store/realization.ts (shared
  * with the DR, which describes its own regions the same way).
  */
 import fs from 'node:fs'
+import { crc32 } from 'node:zlib'
 import { regionSpans } from '../core/region-map.js'
 import { isUnder, renamePrefix } from '../core/volume-name.js'
 import type { ImageDir } from '../store/image-dir.js'
 import { describeBytes, isHole } from '../store/realization.js'
 import type { VolumeFiles } from '../store/volume-files.js'
-import type { RegionInfo } from '../replication/protocol.js'
+import { VolmirrorError } from '../errors.js'
+import type { RegionInfo, RegionSink } from '../replication/protocol.js'
 
 const RETRIES = 3
+/** How much of a region is read and sent first for a reader that did not say how much it needs (one largest FUSE read). */
+const FIRST_PIECE = 128 * 1024
+/** The rest of a streamed region is read in pieces this big, so that another reader's first piece waits for one at most. */
+const REST_PIECE = 256 * 1024
 
 /** RegionVersions remembers, per region, the seq of the last write applied to it. */
 export class RegionVersions {
@@ -104,27 +116,88 @@ export class RegionReader {
         const asOf = this.appliedSeq()
         const birth = this.birthOf(volume)
         const size = this.images.fstatSync(f.fd).size
-        const want = Math.max(0, Math.min(length, size - offset))
-        const data = Buffer.allocUnsafe(want)
-        const n = want > 0 ? await this.images.readFull(f.fd, data, want, offset) : 0
-        if (this.versions.version(volume, offset, length) === before) return { asOf, size, birth, data: data.subarray(0, n) }
+        const data = await this.readAt(f.fd, offset, Math.max(0, Math.min(length, size - offset)))
+        if (this.versions.version(volume, offset, length) === before) return { asOf, size, birth, data }
         this.counters.retries++
       }
       // The region is being written continuously: read where writes cannot interleave.
       this.counters.syncFallbacks++
-      const asOf = this.appliedSeq()
-      const birth = this.birthOf(volume)
-      const size = this.images.fstatSync(f.fd).size
-      const want = Math.max(0, Math.min(length, size - offset))
-      const data = Buffer.allocUnsafe(want)
-      let n = 0
-      while (n < want) {
-        const k = fs.readSync(f.fd, data, n, want - n, offset + n)
-        if (k === 0) break
-        n += k
-      }
-      return { asOf, size, birth, data: data.subarray(0, n) }
+      return this.readSyncConsistent(f.fd, volume, offset, length)
     })
+  }
+
+  /**
+   * stream sends [offset, offset+length) to `sink` as of one seq, in body
+   * order: from `first.at` (when inside the range) to the end, then from
+   * the start to there; `end` gets the CRC-32 of the bytes in that order.
+   * The `first.length` bytes a reader waits for go out before the rest is
+   * read; without `first` the range is read in one piece.
+   */
+  async stream (volume: string, offset: number, length: number, first: { at: number, length?: number | undefined } | undefined, sink: RegionSink): Promise<void> {
+    this.counters.reads++
+    await this.files.use(volume, async (f) => {
+      for (let attempt = 0; attempt < RETRIES; attempt++) {
+        const before = this.versions.version(volume, offset, length)
+        const asOf = this.appliedSeq()
+        const birth = this.birthOf(volume)
+        const size = this.images.fstatSync(f.fd).size
+        const end = Math.max(offset, Math.min(offset + length, size))
+        const from = first !== undefined && first.at > offset && first.at < end ? first.at : offset
+        // The first piece: what the reader waits for (the whole range for hydration).
+        const pieceEnd = first === undefined ? end : Math.min(end, from + Math.max(4096, first.length ?? FIRST_PIECE))
+        const piece = await this.readAt(f.fd, from, pieceEnd - from)
+        if (this.versions.version(volume, offset, length) !== before) { this.counters.retries++; continue }
+        sink.begin(asOf, size, birth)
+        let crc = crc32(piece)
+        if (piece.length > 0) sink.data(from, piece)
+        for (const [s, e] of pieces([[pieceEnd, end], [offset, from]], REST_PIECE)) {
+          const rest = await this.readAt(f.fd, s, e - s)
+          if (this.versions.version(volume, offset, length) !== before) {
+            this.counters.retries++
+            throw new VolmirrorError('REGION_CHANGED', `${volume} was written at [${offset}, ${offset + length}) while it was being sent; fetch it again`)
+          }
+          crc = crc32(rest, crc)
+          sink.data(s, rest)
+        }
+        sink.end?.(crc)
+        return
+      }
+      // The region is being written continuously: read where writes cannot interleave.
+      this.counters.syncFallbacks++
+      const r = this.readSyncConsistent(f.fd, volume, offset, length)
+      const from = first !== undefined && first.at > offset && first.at < offset + r.data.length ? first.at - offset : 0
+      sink.begin(r.asOf, r.size, r.birth)
+      const parts = [r.data.subarray(from), r.data.subarray(0, from)]
+      let crc = 0
+      for (const [i, p] of parts.entries()) {
+        if (p.length === 0) continue
+        crc = crc32(p, crc)
+        sink.data(i === 0 ? offset + from : offset, p)
+      }
+      sink.end?.(crc)
+    })
+  }
+
+  private async readAt (fd: number, position: number, length: number): Promise<Buffer> {
+    const data = Buffer.allocUnsafe(length)
+    const n = length > 0 ? await this.images.readFull(fd, data, length, position) : 0
+    return data.subarray(0, n)
+  }
+
+  /** readSyncConsistent reads on the main thread, where no write can interleave. */
+  private readSyncConsistent (fd: number, volume: string, offset: number, length: number): ConsistentRead {
+    const asOf = this.appliedSeq()
+    const birth = this.birthOf(volume)
+    const size = this.images.fstatSync(fd).size
+    const want = Math.max(0, Math.min(length, size - offset))
+    const data = Buffer.allocUnsafe(want)
+    let n = 0
+    while (n < want) {
+      const k = fs.readSync(fd, data, n, want - n, offset + n)
+      if (k === 0) break
+      n += k
+    }
+    return { asOf, size, birth, data: data.subarray(0, n) }
   }
 
   /** describe reports whether a region is realized and, if asked, its SHA-256. */
@@ -140,4 +213,11 @@ export class RegionReader {
     const r = await this.read(volume, start, regionSize)
     return { index, length: r.data.length, asOf: r.asOf, ...await describeBytes(r.data, checksum) }
   }
+}
+
+/** pieces cuts the spans [s, e) into pieces of at most `size` bytes, in order. */
+function pieces (spans: Array<[number, number]>, size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  for (const [s, e] of spans) for (let p = s; p < e; p += size) out.push([p, Math.min(e, p + size)])
+  return out
 }

@@ -21,9 +21,8 @@ import type { Journal } from '../store/journal.js'
 import type { BinaryLevel, JsonLevel, StateStore } from '../store/state-store.js'
 import { CHUNK_BYTES, RegionBitmap } from '../core/region-map.js'
 import type { RegionCodes } from '../store/region-codes.js'
-import { LIMITS, type DirtyVolume, type ResyncPlan, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
+import { LIMITS, type DirtyVolume, type FetchRegionOptions, type ResyncPlan, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
 import { compareHistories, type History } from '../core/history.js'
-import { crc32 } from 'node:zlib'
 import type { NameBirths } from './name-births.js'
 import type { RegionReader } from './region-reader.js'
 import { checkVolumeName } from '../core/volume-name.js'
@@ -266,17 +265,12 @@ export class ReplicationSource implements PrimaryService {
     return await this.reader.read(volume, offset, length)
   }
 
-  async fetchRegion (volume: string, region: number, sink: RegionSink, opts: { first?: number } = {}): Promise<void> {
+  async fetchRegion (volume: string, region: number, sink: RegionSink, opts: FetchRegionOptions = {}): Promise<void> {
     checkVolumeName(volume)
     const rs = this.store.identity.regionSize
     if (!Number.isSafeInteger(region) || region < 0) throw new VolmirrorError('BAD_REQUEST', `bad region index ${region}`)
     await this.mustBeFile(volume)
-    const r = await this.reader.read(volume, region * rs, rs)
-    sink.begin(r.asOf, r.size, r.birth, crc32(r.data))
-    const start = region * rs
-    const first = opts.first !== undefined && opts.first > start && opts.first < start + r.data.length ? opts.first - start : 0
-    if (first > 0) sink.data(start + first, r.data.subarray(first))
-    sink.data(start, r.data.subarray(0, first > 0 ? first : r.data.length))
+    await this.reader.stream(volume, region * rs, rs, opts.first === undefined ? undefined : { at: opts.first, length: opts.firstLength }, sink)
   }
 
   async regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList> {
@@ -458,13 +452,14 @@ export class ReplicationSource implements PrimaryService {
     // lstat does not follow the last component, but it does follow the
     // directories above it: a symlinked directory in the image directory
     // must not lead a peer to files outside it (the listing skips it too).
+    // Synchronous: metadata from the dentry cache, on every region fetch.
     const parts = volume.split('/')
     for (let i = 1; i < parts.length; i++) {
-      const dir = await this.images.lstat(parts.slice(0, i).join('/'))
-      if (!dir.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
+      const dir = this.images.lstatSync(parts.slice(0, i).join('/'))
+      if (!dir?.isDirectory()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
     }
-    const st = await this.images.lstat(volume)
-    if (!st.isFile()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
+    const st = this.images.lstatSync(volume)
+    if (!st?.isFile()) throw new VolmirrorError('NOT_FOUND', `${volume} is not a volume`)
     return st
   }
 }

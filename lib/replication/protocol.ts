@@ -76,18 +76,25 @@ export interface RegionInfoList {
 
 /**
  * RegionSink receives a fetched region: first its asOf and the volume's
- * size, then its bytes in one or more chunks at absolute volume offsets
- * (in any order; a region shorter than the region size ends at end of file).
+ * size, then its bytes in one or more chunks at absolute volume offsets, in
+ * body order: from the offset the fetch asked for (`first`) to the region's
+ * end, then from the region's start to `first` (a region shorter than the
+ * region size ends at end of file); then `end`.
  */
 export interface RegionSink {
-  /**
-   * `birth` says which volume the name meant at asOf (see VolumeInfo.birth);
-   * `crc32` (IEEE) covers the region's bytes in offset order: a sink checks
-   * it once all have arrived and throws RECORD_CORRUPT if it differs.
-   */
-  begin (asOf: number, volumeSize: number, birth?: number, crc32?: number): void
+  /** `birth` says which volume the name meant at asOf (see VolumeInfo.birth). */
+  begin (asOf: number, volumeSize: number, birth?: number): void
   data (offset: number, chunk: Uint8Array): void
+  /**
+   * Every byte has been sent. `crc32` (IEEE), when the sender computed one,
+   * covers the bytes in the order they came: the sink checks it and throws
+   * RECORD_CORRUPT if it differs.
+   */
+  end? (crc32?: number): void
 }
+
+/** FetchRegionOptions: where a reader waits (`first`, `firstLength` bytes), and an abort signal. */
+export interface FetchRegionOptions { first?: number, firstLength?: number, signal?: AbortSignal }
 
 /** Registration is what a DR tells the primary when it connects. */
 export interface Registration {
@@ -176,8 +183,12 @@ export interface PrimaryService {
   volumes (): Promise<VolumeList>
   /** readRange reads any byte range as of one seq (`asOf`); short at end of file. */
   readRange (volume: string, offset: number, length: number): Promise<{ asOf: number, size: number, data: Buffer, birth?: number }>
-  /** fetchRegion streams one region; `first` asks for the bytes from that offset first (the reader waiting for them). */
-  fetchRegion (volume: string, region: number, sink: RegionSink, opts?: { first?: number, signal?: AbortSignal }): Promise<void>
+  /**
+   * fetchRegion streams one region; `first` asks for the bytes from that
+   * offset first (a reader waiting for them), `firstLength` how many the
+   * reader needs: they are read and sent before the rest of the region.
+   */
+  fetchRegion (volume: string, region: number, sink: RegionSink, opts?: FetchRegionOptions): Promise<void>
   regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList>
   register (r: Registration): Promise<RegisterReply>
   groups (req: GroupRequest): Promise<GroupBatch>

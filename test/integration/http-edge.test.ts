@@ -388,6 +388,33 @@ describe('HTTP edge', function () {
       const boom = new Error('sink full')
       await assert.rejects(c.fetchRegion('v.raw', 1, { begin: () => {}, data: () => { throw boom } }, { first }), (e: unknown) => e === boom)
     })
+
+    it('reads the region trailers: the CRC goes to the sink\'s end, REGION_CHANGED ends the fetch with that code', async () => {
+      const region = pattern(6, 1000)
+      const headers = {
+        'content-type': 'application/octet-stream', trailer: 'x-volmirror-crc32, x-volmirror-error',
+        'x-volmirror-as-of': 7, 'x-volmirror-size': 1000, 'x-volmirror-region-start': 0, 'x-volmirror-region-end': 1000, 'x-volmirror-first': 0,
+      }
+      let changed = false
+      const c = await rawServer((_req, res) => {
+        res.writeHead(200, headers)
+        if (changed) {
+          res.write(region.subarray(0, 100))
+          res.addTrailers({ 'x-volmirror-error': 'REGION_CHANGED' })
+        } else {
+          res.write(region)
+          res.addTrailers({ 'x-volmirror-crc32': 12345 })
+        }
+        res.end()
+      })
+      let crc: number | undefined
+      await c.fetchRegion('v.raw', 0, { begin: () => {}, data: () => {}, end: (sum) => { crc = sum } })
+      assert.equal(crc, 12345)
+      changed = true
+      let ended = false
+      assert.equal(await codeOf(c.fetchRegion('v.raw', 0, { begin: () => {}, data: () => {}, end: () => { ended = true } })), 'REGION_CHANGED')
+      assert.equal(ended, false, 'a body cut short never ends')
+    })
   })
 
   it('serves HTTPS with a private CA; a client without the CA refuses to talk', async () => {

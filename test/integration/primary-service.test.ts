@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { lstat, mkdir, open, symlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { crc32 } from 'node:zlib'
 import { PrimaryClient } from '../../lib/http/client.js'
 import { generateToken } from '../../lib/http/auth.js'
 import { PrimaryHttpServer } from '../../lib/http/server.js'
@@ -36,7 +37,7 @@ async function codeOf (p: Promise<unknown>): Promise<string> {
   return 'resolved'
 }
 
-interface Fetched { asOf: number, size: number, birth?: number, began: boolean, chunks: Array<{ offset: number, data: Buffer }> }
+interface Fetched { asOf: number, size: number, birth?: number, began: boolean, chunks: Array<{ offset: number, data: Buffer }>, crc?: number }
 
 async function fetchAll (svc: PrimaryService, volume: string, region: number, first?: number): Promise<Fetched> {
   const f: Fetched = { asOf: -1, size: -1, began: false, chunks: [] }
@@ -49,7 +50,13 @@ async function fetchAll (svc: PrimaryService, volume: string, region: number, fi
       assert.ok(f.began, 'data before begin')
       if (chunk.length > 0) f.chunks.push({ offset, data: Buffer.from(chunk) }) // copy: the chunk may be reused
     },
+    end: (crc) => {
+      assert.equal(f.crc, undefined, 'end twice')
+      f.crc = crc
+    },
   }, first === undefined ? {} : { first })
+  // The CRC covers the body in the order it came.
+  assert.equal(f.crc, f.chunks.reduce((c, x) => crc32(x.data, c), 0), 'the region\'s CRC')
   return f
 }
 
