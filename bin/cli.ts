@@ -139,6 +139,7 @@ common(program.command('dr'))
   .option('--advertise <url>', 'the URL other nodes reach --listen at (default: from --listen)')
   .option('--tls-cert <file>', 'serve --listen over HTTPS with this certificate (PEM)')
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+  .option('--async-reads', 'read the copies on the thread pool instead of the FUSE thread (many parallel readers on slow disks)', false)
   .option('--keep-discarded <dir>', 'when this node gives up writes the primary never had (failback), keep their bytes here')
   .option('--discard-local', 'resolve a split brain by overwriting this side with the primary\'s', false)
   .addHelpText('after', `
@@ -147,7 +148,7 @@ Example:
                --primary http://primary:7070 --token-file ./token
   qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
   volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, keepDiscarded?: string, discardLocal: boolean }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, keepDiscarded?: string, discardLocal: boolean }) => {
     const hydrateRate = usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
     const fetchTimeoutMs = durationOption('--fetch-timeout', o.fetchTimeout)
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
@@ -165,7 +166,7 @@ Example:
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       tokenFile: o.tokenFile,
-      ...(tls ? { primary: { tls } } : {}),
+      primary: { asyncReads: o.asyncReads, ...(tls ? { tls } : {}) },
       dr: {
         url: o.primary, token, ...(o.ca ? { ca: o.ca } : {}),
         primaryLabel: o.primary, hydrateRate, fetchTimeoutMs, readAhead,

@@ -242,6 +242,7 @@ export class DrNode {
         lastWriteAt: () => replicaFiles.lastWriteAt,
       }, log, { bytesPerSecond: opts.codesRate ?? 64 * 1024 * 1024 })
       const dfs = new DrFs(images, files, volumes, replica, fetcher, lock)
+      dfs.asyncReads = opts.asyncReads ?? false
       const mount = new FuseMount(opts.mount, dfs, {
         log,
         directIo: true, // files change under readers when groups are applied

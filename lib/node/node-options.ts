@@ -23,4 +23,6 @@ export interface NodeOptions {
   tls?: { cert: string, key: string }
   /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
   codesRate?: number
+  /** Read the mount's files through the thread pool (slow disks) instead of on the main thread. */
+  asyncReads?: boolean
 }

@@ -164,6 +164,7 @@ function d0 (cfg: RunnerConfig, dr: NonNullable<RunnerConfig['dr']>): DrOptions 
     // A DR serves its status page and metrics where it will serve DRs once promoted.
     ...(cfg.listen ? { listen: cfg.listen, token } : {}),
     ...(cfg.listen && cfg.primary?.tls ? { tls: cfg.primary.tls } : {}),
+    ...(cfg.primary?.asyncReads ? { asyncReads: true } : {}),
     ...rest,
   }
 }

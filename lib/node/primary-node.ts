@@ -55,8 +55,6 @@ export interface PrimaryOptions extends NodeOptions {
   formerPrimary?: PrimaryService
   /** Bytes of journal kept for lagging DRs before their oldest records become dirty regions (default 1 GiB). */
   journalLimit?: number
-  /** Read through the thread pool (slow disks) instead of on the main thread. */
-  asyncReads?: boolean
 }
 
 /** VolumeStatus is one volume in `status`. */
