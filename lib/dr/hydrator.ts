@@ -47,7 +47,7 @@ export interface HydratorOptions {
   bytesPerSecond: number
   /** Regions asked about per call to the primary. */
   batch?: number
-  /** Copies in flight at once. */
+  /** Copies in flight at once (across batches: the next batch is decided while copies of the last one stream). */
   concurrency?: number
   /** How often progress is logged while regions remain absent (default 5 s; 0 = never). */
   progressMs?: number
@@ -63,6 +63,8 @@ export class Hydrator {
   /** When the last full pass found nothing absent (the copy is complete). */
   completeAt: number | undefined
   private progressTimer: NodeJS.Timeout | undefined
+  /** Copies in flight (fetches of regions decided 'copy'). */
+  private readonly copies = new Set<Promise<void>>()
   /** Per volume id, what the last progress line saw (for the rate). */
   private readonly seen = new Map<number, { present: number, at: number }>()
   /** Why regions became absent, when the node said so, and the bytes fetched (both causes) when it did; shown in progress lines. */
@@ -205,7 +207,19 @@ export class Hydrator {
         })
       }
     }
+    // The pass is over once its copies are.
+    await Promise.all(this.copies)
     return found
+  }
+
+  /** copy starts fetching a region, waiting first while `concurrency` copies are in flight. */
+  private async copy (volume: number, name: string, region: number): Promise<void> {
+    while (this.copies.size >= (this.opts.concurrency ?? 16)) await Promise.race(this.copies)
+    const p: Promise<void> = this.fetcher.ensure(volume, region, 'hydrate').then(
+      () => { this.counters.copied++ },
+      err => this.log.warn('hydrate.copy_failed', { volume: name, region, err }),
+    ).finally(() => this.copies.delete(p))
+    this.copies.add(p)
   }
 
   private async decideBatch (volume: number, name: string, from: number, count: number): Promise<void> {
@@ -222,20 +236,17 @@ export class Hydrator {
     const info = await this.service.regions(name, from, count, anyLocal)
     const v = this.volumes.byIdOf(volume)
     if (!v || !sameVolume(v, info.birth)) return // renamed on the primary meanwhile: next pass
-    const copies: Array<Promise<void>> = []
     for (const ri of info.regions) {
       if (!this.running) break
       if (this.replica.present(volume, ri.index) || this.replica.rule.inFlight(regionKey(volume, ri.index))) continue
       const action = await this.decide(volume, name, ri, local.get(ri.index) ?? false)
       if (action === 'copy') {
-        copies.push(this.fetcher.ensure(volume, ri.index, 'hydrate').then(() => { this.counters.copied++ }, err => this.log.warn('hydrate.copy_failed', { volume: name, region: ri.index, err })))
-        if (copies.length >= (this.opts.concurrency ?? 4)) await copies.shift()
+        await this.copy(volume, name, ri.index)
         await this.pace(rs)
       }
     }
     // Regions past the primary's end (a shorter volume): the records that
     // shrank it will arrive; nothing to fetch.
-    await Promise.all(copies)
   }
 
   /** decide settles one region by comparison inside a fetch flight; returns 'copy' when it must be fetched. */

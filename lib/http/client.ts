@@ -47,6 +47,8 @@ const FRAME_SLACK = 16 * 1024 * 1024
 /** PrimaryClient is a PrimaryService reached over HTTP(S). */
 export class PrimaryClient implements PrimaryService {
   private readonly pool: Pool
+  /** Long polls for groups get connections of their own: fetches never queue behind one. */
+  private readonly pollPool: Pool
   private readonly prefix: string
   private readonly timeoutMs: number
   private readonly pollMarginMs: number
@@ -63,16 +65,14 @@ export class PrimaryClient implements PrimaryService {
     this.timeoutMs = opts.timeoutMs ?? 30_000
     this.pollMarginMs = opts.pollMarginMs ?? 10_000
     const ca = opts.ca === undefined ? undefined : (Array.isArray(opts.ca) ? opts.ca : [opts.ca]).map(loadPem)
-    this.pool = new Pool(this.origin, {
-      connections: opts.connections ?? 4,
-      keepAliveTimeout: 4_000,
-      connect: { timeout: opts.connectTimeoutMs ?? 10_000, ...(ca ? { ca } : {}) },
-    })
+    const connect = { timeout: opts.connectTimeoutMs ?? 10_000, ...(ca ? { ca } : {}) }
+    this.pool = new Pool(this.origin, { connections: opts.connections ?? 16, keepAliveTimeout: 4_000, connect })
+    this.pollPool = new Pool(this.origin, { connections: 4, keepAliveTimeout: 4_000, connect })
   }
 
   /** close drops every connection; requests in flight fail with PEER_UNREACHABLE. */
   async close (): Promise<void> {
-    await this.pool.destroy().catch(() => {})
+    await Promise.all([this.pool.destroy().catch(() => {}), this.pollPool.destroy().catch(() => {})])
   }
 
   async info (): Promise<NodeInfo> {
@@ -179,7 +179,7 @@ export class PrimaryClient implements PrimaryService {
     const q = new URLSearchParams({ node: req.nodeId, after: String(req.after), wait: String(wait) })
     if (max !== undefined) q.set('max', String(max))
     const path = `/v1/groups?${q.toString()}`
-    return await this.request('GET', path, { timeoutMs: wait + this.pollMarginMs, ...(req.signal ? { signal: req.signal } : {}) }, async (res) => {
+    return await this.request('GET', path, { poll: true, timeoutMs: wait + this.pollMarginMs, ...(req.signal ? { signal: req.signal } : {}) }, async (res) => {
       const type = one(res.headers['content-type']) ?? ''
       if (!type.startsWith(GROUP_FRAME_TYPE)) {
         await res.body.dump()
@@ -219,7 +219,7 @@ export class PrimaryClient implements PrimaryService {
    */
   private async request<T> (
     method: 'GET' | 'HEAD' | 'POST', path: string,
-    o: { headers?: Record<string, string>, body?: unknown, signal?: AbortSignal, timeoutMs?: number },
+    o: { headers?: Record<string, string>, body?: unknown, signal?: AbortSignal, timeoutMs?: number, poll?: boolean },
     use: (res: Dispatcher.ResponseData) => Promise<T>, ok: number[] = [200],
   ): Promise<T> {
     const what = `${method} ${path.split('?')[0]}`
@@ -227,7 +227,7 @@ export class PrimaryClient implements PrimaryService {
     const d = deadline(ms, o.signal)
     try {
       const payload = o.body === undefined ? undefined : JSON.stringify(o.body)
-      const res = await this.pool.request({
+      const res = await (o.poll ? this.pollPool : this.pool).request({
         path: this.prefix + path,
         method,
         headers: {

@@ -339,7 +339,7 @@ export class PrimaryHttpServer {
         if (body) throw new VolmirrorError('IO_ERROR', 'region sink began twice')
         const end = Math.min(start + rs, Math.max(size, start))
         const f = first !== undefined && first > start && first < end ? first : start
-        body = new RegionBody(c => { if (!res.destroyed) res.write(c) }, start, end, f)
+        body = new RegionBody(c => writeChunk(res, c), start, end, f)
         // No content-length: chunked, so that the trailers can follow the body.
         res.writeHead(200, {
           'content-type': 'application/octet-stream',
@@ -355,7 +355,7 @@ export class PrimaryHttpServer {
       },
       data: (offset, chunk) => {
         if (!body) throw new VolmirrorError('IO_ERROR', 'region data before begin')
-        body.data(offset, chunk)
+        return body.data(offset, chunk)
       },
       end: (sum) => { crc = sum },
     }
@@ -477,6 +477,17 @@ function notFound (path: string): VolmirrorError {
 
 function tooLarge (name: string, size: number): VolmirrorError {
   return new VolmirrorError('TOO_LARGE', `${name} has ${size} bytes; ask for ranges of at most ${LIMITS.maxRangeBytes} (Range: bytes=a-b)`)
+}
+
+/** writeChunk writes to a reply; resolves once the socket is done with the chunk (written, or the reply gone). */
+function writeChunk (res: http.ServerResponse, chunk: Uint8Array): Promise<void> {
+  if (res.destroyed) return Promise.resolve()
+  return new Promise<void>(resolve => {
+    // A reply torn down before the chunk left may never call back: 'close' settles it.
+    const done = (): void => { res.off('close', done); resolve() }
+    res.once('close', done)
+    res.write(chunk, done)
+  })
 }
 
 /** clientError answers a request Node could not parse (bad syntax, huge headers, timeouts) with a JSON error. */

@@ -21,6 +21,7 @@
  */
 import fs from 'node:fs'
 import { crc32 } from 'node:zlib'
+import { BufferPool } from '../core/buffer-pool.js'
 import { regionSpans } from '../core/region-map.js'
 import { isUnder, renamePrefix } from '../core/volume-name.js'
 import type { ImageDir } from '../store/image-dir.js'
@@ -96,6 +97,7 @@ export interface ConsistentRead {
 
 /** RegionReader reads consistent ranges and region descriptions from a primary's images. */
 export class RegionReader {
+  private readonly pools = new Map<number, BufferPool>()
   /** Reads that had to be retried because a write landed, and reads done on the main thread. */
   readonly counters = { reads: 0, retries: 0, syncFallbacks: 0 }
 
@@ -131,51 +133,75 @@ export class RegionReader {
    * order: from `first.at` (when inside the range) to the end, then from
    * the start to there; `end` gets the CRC-32 of the bytes in that order.
    * The `first.length` bytes a reader waits for go out before the rest is
-   * read; without `first` the range is read in one piece.
+   * read; without `first` the range is read in one piece. The bytes are
+   * read into a pooled buffer, given back once the sink is done with them.
    */
   async stream (volume: string, offset: number, length: number, first: { at: number, length?: number | undefined } | undefined, sink: RegionSink): Promise<void> {
     this.counters.reads++
-    await this.files.use(volume, async (f) => {
-      for (let attempt = 0; attempt < RETRIES; attempt++) {
-        const before = this.versions.version(volume, offset, length)
+    const pool = this.poolFor(length)
+    const buf = pool.take()
+    const sent: Array<Promise<void>> = []
+    let crc = 0
+    const send = (s: number, e: number): void => {
+      if (e <= s) return
+      const chunk = buf.subarray(s - offset, e - offset)
+      crc = crc32(chunk, crc)
+      const p = sink.data(s, chunk)
+      if (p) sent.push(p)
+    }
+    try {
+      await this.files.use(volume, async (f) => {
+        for (let attempt = 0; attempt < RETRIES; attempt++) {
+          const before = this.versions.version(volume, offset, length)
+          const asOf = this.appliedSeq()
+          const birth = this.birthOf(volume)
+          const size = this.images.fstatSync(f.fd).size
+          const end = Math.max(offset, Math.min(offset + length, size))
+          const from = first !== undefined && first.at > offset && first.at < end ? first.at : offset
+          // The first piece: what the reader waits for (the whole range for hydration).
+          const pieceEnd = first === undefined ? end : Math.min(end, from + Math.max(4096, first.length ?? FIRST_PIECE))
+          const n = await this.images.readFull(f.fd, buf.subarray(from - offset), pieceEnd - from, from)
+          if (this.versions.version(volume, offset, length) !== before || n < pieceEnd - from) { this.counters.retries++; continue }
+          sink.begin(asOf, size, birth)
+          send(from, pieceEnd)
+          for (const [s, e] of pieces([[pieceEnd, end], [offset, from]], REST_PIECE)) {
+            // One piece on its way at a time: a slow peer holds the read back (and the memory bounded).
+            await Promise.all(sent)
+            const k = await this.images.readFull(f.fd, buf.subarray(s - offset), e - s, s)
+            if (this.versions.version(volume, offset, length) !== before || k < e - s) {
+              this.counters.retries++
+              throw new VolmirrorError('REGION_CHANGED', `${volume} was written at [${offset}, ${offset + length}) while it was being sent; fetch it again`)
+            }
+            send(s, e)
+          }
+          await Promise.all(sent)
+          sink.end?.(crc)
+          return
+        }
+        // The region is being written continuously: read where writes cannot interleave.
+        this.counters.syncFallbacks++
         const asOf = this.appliedSeq()
         const birth = this.birthOf(volume)
         const size = this.images.fstatSync(f.fd).size
-        const end = Math.max(offset, Math.min(offset + length, size))
-        const from = first !== undefined && first.at > offset && first.at < end ? first.at : offset
-        // The first piece: what the reader waits for (the whole range for hydration).
-        const pieceEnd = first === undefined ? end : Math.min(end, from + Math.max(4096, first.length ?? FIRST_PIECE))
-        const piece = await this.readAt(f.fd, from, pieceEnd - from)
-        if (this.versions.version(volume, offset, length) !== before) { this.counters.retries++; continue }
+        const n = readSyncFull(f.fd, buf, Math.max(0, Math.min(length, size - offset)), offset)
+        const from = first !== undefined && first.at > offset && first.at < offset + n ? first.at : offset
         sink.begin(asOf, size, birth)
-        let crc = crc32(piece)
-        if (piece.length > 0) sink.data(from, piece)
-        for (const [s, e] of pieces([[pieceEnd, end], [offset, from]], REST_PIECE)) {
-          const rest = await this.readAt(f.fd, s, e - s)
-          if (this.versions.version(volume, offset, length) !== before) {
-            this.counters.retries++
-            throw new VolmirrorError('REGION_CHANGED', `${volume} was written at [${offset}, ${offset + length}) while it was being sent; fetch it again`)
-          }
-          crc = crc32(rest, crc)
-          sink.data(s, rest)
-        }
+        send(from, offset + n)
+        send(offset, from)
+        await Promise.all(sent)
         sink.end?.(crc)
-        return
-      }
-      // The region is being written continuously: read where writes cannot interleave.
-      this.counters.syncFallbacks++
-      const r = this.readSyncConsistent(f.fd, volume, offset, length)
-      const from = first !== undefined && first.at > offset && first.at < offset + r.data.length ? first.at - offset : 0
-      sink.begin(r.asOf, r.size, r.birth)
-      const parts = [r.data.subarray(from), r.data.subarray(0, from)]
-      let crc = 0
-      for (const [i, p] of parts.entries()) {
-        if (p.length === 0) continue
-        crc = crc32(p, crc)
-        sink.data(i === 0 ? offset + from : offset, p)
-      }
-      sink.end?.(crc)
-    })
+      })
+    } finally {
+      // The sink may still hold chunks of a body that failed: give the
+      // buffer back only once it has let go of all of them.
+      void Promise.allSettled(sent).then(() => pool.give(buf))
+    }
+  }
+
+  private poolFor (size: number): BufferPool {
+    let p = this.pools.get(size)
+    if (!p) { p = new BufferPool(size); this.pools.set(size, p) }
+    return p
   }
 
   private async readAt (fd: number, position: number, length: number): Promise<Buffer> {
@@ -189,14 +215,8 @@ export class RegionReader {
     const asOf = this.appliedSeq()
     const birth = this.birthOf(volume)
     const size = this.images.fstatSync(fd).size
-    const want = Math.max(0, Math.min(length, size - offset))
-    const data = Buffer.allocUnsafe(want)
-    let n = 0
-    while (n < want) {
-      const k = fs.readSync(fd, data, n, want - n, offset + n)
-      if (k === 0) break
-      n += k
-    }
+    const data = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)))
+    const n = readSyncFull(fd, data, data.length, offset)
     return { asOf, size, birth, data: data.subarray(0, n) }
   }
 
@@ -220,4 +240,15 @@ function pieces (spans: Array<[number, number]>, size: number): Array<[number, n
   const out: Array<[number, number]> = []
   for (const [s, e] of spans) for (let p = s; p < e; p += size) out.push([p, Math.min(e, p + size)])
   return out
+}
+
+/** readSyncFull reads `length` bytes at `position` into `buf` on this thread; fewer only at end of file. */
+function readSyncFull (fd: number, buf: Buffer, length: number, position: number): number {
+  let n = 0
+  while (n < length) {
+    const k = fs.readSync(fd, buf, n, length - n, position + n)
+    if (k === 0) break
+    n += k
+  }
+  return n
 }

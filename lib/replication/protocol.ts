@@ -84,7 +84,12 @@ export interface RegionInfoList {
 export interface RegionSink {
   /** `birth` says which volume the name meant at asOf (see VolumeInfo.birth). */
   begin (asOf: number, volumeSize: number, birth?: number): void
-  data (offset: number, chunk: Uint8Array): void
+  /**
+   * One chunk. It is the sender's memory, valid until `data` returns, or
+   * until the promise it returns settles (a sink that passes the chunk on,
+   * e.g. to a socket): copy what you keep longer.
+   */
+  data (offset: number, chunk: Uint8Array): void | Promise<void>
   /**
    * Every byte has been sent. `crc32` (IEEE), when the sender computed one,
    * covers the bytes in the order they came: the sink checks it and throws
