@@ -20,7 +20,9 @@ import { VolmirrorError } from '../errors.js'
 import { decodeGroupFrame } from '../replication/group-frame.js'
 import { LIMITS, type GroupBatch, type FetchRegionOptions, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type ResyncPlan, type Registration, type VolumeList } from '../replication/protocol.js'
 import { parseContentRange, rangeHeader } from './range.js'
-import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH, H_CRC32, H_ERROR, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
+import { num, one, optionalInt } from './headers.js'
+import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH } from './wire.js'
+import { RegionFetch } from './region-fetch.js'
 import { errorFromResponse } from './status.js'
 
 /** PrimaryClientOptions configure a {@link PrimaryClient}. */
@@ -118,48 +120,19 @@ export class PrimaryClient implements PrimaryService {
     if (opts.first !== undefined && Number.isSafeInteger(opts.first) && opts.first >= 0) q.set('first', String(opts.first))
     if (opts.firstLength !== undefined && Number.isSafeInteger(opts.firstLength) && opts.firstLength > 0) q.set('len', String(opts.firstLength))
     const path = `${volumePath(volume)}/regions/${region}${q.size > 0 ? `?${q.toString()}` : ''}`
-    await this.request('GET', path, opts.signal ? { signal: opts.signal } : {}, async (res) => {
-      const h = res.headers
-      const asOf = num(h[H_AS_OF], H_AS_OF)
-      const size = num(h[H_SIZE], H_SIZE)
-      const start = num(h[H_REGION_START], H_REGION_START)
-      const end = num(h[H_REGION_END], H_REGION_END)
-      const from = num(h[H_FIRST], H_FIRST)
-      if (!(start <= from && from <= end && (from < end || from === start))) {
-        throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: inconsistent region headers (start ${start}, first ${from}, end ${end})`)
-      }
-      const birth = optionalInt(h[H_BIRTH], H_BIRTH)
-      passthrough(() => sink.begin(asOf, size, birth))
-      // The body is [from, end) then [start, from): map each byte back to its offset.
-      const head = end - from
-      let pos = 0
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (pos + chunk.length > end - start) throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: region body longer than ${end - start} bytes`)
-        let c: Buffer = chunk
-        if (pos < head) {
-          const k = Math.min(c.length, head - pos)
-          const piece = c.subarray(0, k)
-          passthrough(() => sink.data(from + pos, piece))
-          pos += k
-          c = c.subarray(k)
-        }
-        if (c.length > 0) {
-          const rest = c
-          passthrough(() => sink.data(start + (pos - head), rest))
-          pos += c.length
-        }
-      }
-      const t = res.trailers
-      const failed = one(t[H_ERROR])
-      if (failed !== undefined) {
-        throw failed === 'REGION_CHANGED'
-          ? new VolmirrorError('REGION_CHANGED', `GET ${path}: the region was written while it was being sent`)
-          : new VolmirrorError('PEER_PROTOCOL', `GET ${path}: the region body ended with error ${failed.slice(0, 64)}`)
-      }
-      if (pos !== end - start) throw new VolmirrorError('PEER_PROTOCOL', `GET ${path}: region body of ${pos} bytes, expected ${end - start}`)
-      const crc = optionalInt(t[H_CRC32], H_CRC32)
-      passthrough(() => sink.end?.(crc))
-    })
+    const what = `GET ${path.split('?')[0]}`
+    const ms = this.timeoutMs
+    const d = deadline(ms, opts.signal)
+    const f = new RegionFetch(sink, what, err => this.transportError(err, what, opts.signal, d, ms))
+    const onAbort = (): void => { f.abort(d.signal.reason as Error) }
+    d.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      this.pool.dispatch({ path: this.prefix + path, method: 'GET', headers: this.headers(), headersTimeout: ms, bodyTimeout: ms }, f)
+      await f.done
+    } finally {
+      d.signal.removeEventListener('abort', onAbort)
+      d.clear()
+    }
   }
 
   async regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList> {
@@ -230,12 +203,10 @@ export class PrimaryClient implements PrimaryService {
       const res = await (o.poll ? this.pollPool : this.pool).request({
         path: this.prefix + path,
         method,
-        headers: {
-          authorization: `Bearer ${this.opts.token}`,
-          'user-agent': 'volmirror',
+        headers: this.headers({
           ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
           ...o.headers,
-        },
+        }),
         ...(payload !== undefined ? { body: payload } : {}),
         signal: d.signal,
         headersTimeout: ms,
@@ -247,24 +218,23 @@ export class PrimaryClient implements PrimaryService {
       }
       return await use(res)
     } catch (err) {
-      if (err instanceof SinkFailure) throw err.err
-      if (o.signal?.aborted) throw o.signal.reason
-      if (d.timedOut) throw new VolmirrorError('PEER_UNREACHABLE', `${what}: the primary at ${this.origin} did not answer within ${ms / 1000} s`, { cause: err, details: { timeoutMs: ms } })
-      if (err instanceof VolmirrorError) throw err
-      throw unreachable(err, what, this.origin)
+      throw this.transportError(err, what, o.signal, d, ms)
     } finally {
       d.clear()
     }
   }
-}
 
-/** SinkFailure carries an error thrown by the caller's sink through the transport's error mapping, unchanged. */
-class SinkFailure {
-  constructor (readonly err: unknown) {}
-}
+  private headers (extra: Record<string, string> = {}): Record<string, string> {
+    return { authorization: `Bearer ${this.opts.token}`, 'user-agent': 'volmirror', ...extra }
+  }
 
-function passthrough (fn: () => void): void {
-  try { fn() } catch (err) { throw new SinkFailure(err) }
+  /** transportError is what a failed request rejects with: the caller's abort reason, an error of ours, or PEER_UNREACHABLE. */
+  private transportError (err: unknown, what: string, signal: AbortSignal | undefined, d: { timedOut: boolean }, ms: number): unknown {
+    if (signal?.aborted) return signal.reason
+    if (d.timedOut) return new VolmirrorError('PEER_UNREACHABLE', `${what}: the primary at ${this.origin} did not answer within ${ms / 1000} s`, { cause: err, details: { timeoutMs: ms } })
+    if (err instanceof VolmirrorError) return err
+    return unreachable(err, what, this.origin)
+  }
 }
 
 /** volumePath is the route of a volume: the whole name as one percent-encoded segment. */
@@ -304,24 +274,6 @@ async function readAll (body: Body, limit: number): Promise<Buffer> {
     chunks.push(c)
   }
   return Buffer.concat(chunks, size)
-}
-
-function one (v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v
-}
-
-function num (v: string | string[] | undefined, name: string): number {
-  const s = one(v)
-  if (s === undefined || !/^\d{1,16}$/.test(s)) throw new VolmirrorError('PEER_PROTOCOL', `reply header ${name} is missing or not a number`)
-  return Number(s)
-}
-
-/** optionalInt reads a header that may be absent, or an integer (negative allowed). */
-function optionalInt (v: string | string[] | undefined, name: string): number | undefined {
-  const s = one(v)
-  if (s === undefined) return undefined
-  if (!/^-?\d{1,16}$/.test(s)) throw new VolmirrorError('PEER_PROTOCOL', `reply header ${name} is not a number`)
-  return Number(s)
 }
 
 function loadPem (v: string | Buffer): string | Buffer {
