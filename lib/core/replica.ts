@@ -159,6 +159,21 @@ export class Replica {
   }
 
   /**
+   * fetchWritable says where fetched bytes [offset, end) may be written by
+   * the asOf rule, for a caller that writes them itself (off the main
+   * thread): it must write them before any record is applied (the DR holds
+   * its apply lock) and within the image's current size.
+   */
+  fetchWritable (t: FetchToken, offset: number, end: number): Range[] {
+    return this.rule.writable(regionKey(t.volume, t.region), t.id, offset, end)
+  }
+
+  /** imageSize is the size of a volume's image now. */
+  imageSize (volume: number): number {
+    return this.image.size(volume)
+  }
+
+  /**
    * fetchZero makes fetched-as-hole bytes (the primary does not realize
    * them) read as zeros where the asOf rule allows.
    */

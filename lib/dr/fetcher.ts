@@ -9,6 +9,11 @@
  * wants (`first`), so a 4 KiB read at an untouched offset is answered after
  * its own bytes arrive, while the rest of the region streams on.
  *
+ * Hydration's fetches (nobody waiting) gather the region in a pooled
+ * buffer instead and hand it to a RegionWriter, which writes it in the
+ * thread pool while the main thread goes on; a reader that joins such a
+ * flight has what arrived so far written at once, and the rest as it comes.
+ *
  * If the primary cannot be reached, a fetch is retried with exponential
  * backoff and jitter until its deadline (`timeoutMs`), then fails its
  * callers with PEER_UNREACHABLE (the mount answers EIO) and logs it; reads
@@ -16,11 +21,13 @@
  */
 import { crc32 } from 'node:zlib'
 import { regionKey } from '../core/as-of.js'
+import { BufferPool } from '../core/buffer-pool.js'
 import type { Replica, FetchToken } from '../core/replica.js'
 import { isVolmirrorError, VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService } from '../replication/protocol.js'
 import { sameVolume, type DrVolumes } from './dr-volumes.js'
+import type { RegionWriter } from './region-writer.js'
 
 /** FetchCause says why a region is fetched (status counts bytes by cause). */
 export type FetchCause = 'read' | 'hydrate'
@@ -48,6 +55,19 @@ interface Flight {
   done: Promise<void>
   abort: AbortController
   bytes: number
+  /** A hydration flight's bytes, gathered to be written off the main thread. */
+  gathered?: Gathered
+}
+
+/** Gathered is a region's bytes held for the RegionWriter: [start, start + buf.length) of the volume. */
+interface Gathered {
+  token: FetchToken
+  start: number
+  buf: Buffer
+  /** Ranges received and not written yet (volume offsets). */
+  pending: Array<[number, number]>
+  /** Set once the writer has them: from then on nothing else may touch `buf`. */
+  writing: boolean
 }
 
 /** FetcherOptions tune retries and read-ahead. */
@@ -56,6 +76,8 @@ export interface FetcherOptions {
   timeoutMs: number
   /** Regions to fetch ahead of a sequential reader. */
   readAhead: number
+  /** Writes hydration's regions off the main thread; without one they are written as they arrive. */
+  writer?: RegionWriter
 }
 
 /** Fetcher makes regions present on demand. */
@@ -65,6 +87,7 @@ export class Fetcher {
   /** Bytes fetched, by cause; fetches that failed for good. */
   readonly counters = { readBytes: 0, hydrateBytes: 0, fetches: 0, failures: 0, retries: 0, corrupt: 0, changed: 0 }
   private readonly observers = new Set<(e: FetchEvent) => void>()
+  private readonly pool: BufferPool
 
   constructor (
     private readonly service: PrimaryService,
@@ -72,7 +95,9 @@ export class Fetcher {
     private readonly volumes: DrVolumes,
     private readonly log: Logger,
     private readonly opts: FetcherOptions,
-  ) {}
+  ) {
+    this.pool = new BufferPool(replica.regionSize)
+  }
 
   /** inFlight counts fetches under way (hydration yields to readers while there are any). */
   inFlight (cause?: FetchCause): number {
@@ -94,7 +119,10 @@ export class Fetcher {
     let f = this.flights.get(`${volume}:${region}`)
     // A reader's fetch starts where it reads; hydration's reads the region in one piece.
     if (!f) f = this.start(volume, region, cause, cause === 'read' ? { at: start, length: end - start } : undefined)
-    else if (cause === 'read' && f.cause === 'hydrate') f.cause = 'read'
+    else if (cause === 'read' && f.cause === 'hydrate') {
+      f.cause = 'read'
+      this.ungather(f)
+    }
     if (covered(f.have, start, end)) return Promise.resolve()
     const flight = f
     return new Promise<void>((resolve, reject) => { flight.waiters.push({ start, end, resolve, reject }) })
@@ -201,10 +229,30 @@ export class Fetcher {
   }
 
   private async once (f: Flight, token: FetchToken, name: string, first: First | undefined): Promise<void> {
+    try {
+      await this.stream(f, token, name, first)
+      const g = f.gathered
+      if (g && g.pending.length > 0) {
+        g.writing = true
+        for (const [s, e] of g.pending) await this.opts.writer!.write(token, s, g.buf.subarray(s - g.start, e - g.start))
+        g.pending = []
+      }
+    } finally {
+      const g = f.gathered
+      f.gathered = undefined
+      if (g) this.pool.give(g.buf)
+    }
+    // Done: the region may end before the region size (end of file), and
+    // whatever a reader asked for past it reads as end of file.
+    addRange(f.have, f.region * this.replica.regionSize, (f.region + 1) * this.replica.regionSize)
+  }
+
+  private async stream (f: Flight, token: FetchToken, name: string, first: First | undefined): Promise<void> {
     let known = false
     let moved = false
     let crc = 0
     let sum: number | undefined
+    const rs = this.replica.regionSize
     await this.service.fetchRegion(name, f.region, {
       begin: (asOf, _size, birth) => {
         const v = this.volumes.byIdOf(f.volume)
@@ -212,14 +260,24 @@ export class Fetcher {
         // created again): these are not our bytes. Retry once caught up.
         if (!v || !sameVolume(v, birth)) { moved = true; return }
         known = this.replica.fetchKnown(token, asOf)
+        // Gathered only within the image's size: growing it is the main thread's.
+        if (known && f.cause === 'hydrate' && this.opts.writer && (f.region + 1) * rs <= this.replica.imageSize(f.volume)) {
+          f.gathered = { token, start: f.region * rs, buf: this.pool.take(), pending: [], writing: false }
+        }
       },
       data: (offset, chunk) => {
         if (!known) return
         crc = crc32(chunk, crc)
-        this.replica.fetchData(token, { offset, data: chunk })
         if (f.cause === 'read') this.counters.readBytes += chunk.length
         else this.counters.hydrateBytes += chunk.length
         f.bytes += chunk.length
+        const g = f.gathered
+        if (g) {
+          g.buf.set(chunk, offset - g.start)
+          addRange(g.pending, offset, offset + chunk.length)
+          return
+        }
+        this.replica.fetchData(token, { offset, data: chunk })
         addRange(f.have, offset, offset + chunk.length)
         this.wake(f)
       },
@@ -232,9 +290,23 @@ export class Fetcher {
       this.counters.corrupt++
       throw new VolmirrorError('RECORD_CORRUPT', `region ${f.region} of ${name} arrived corrupted (CRC mismatch)`)
     }
-    // Done: the region may end before the region size (end of file), and
-    // whatever a reader asked for past it reads as end of file.
-    addRange(f.have, f.region * this.replica.regionSize, (f.region + 1) * this.replica.regionSize)
+  }
+
+  /**
+   * ungather turns a hydration flight a reader has joined into a reader's:
+   * what it gathered so far is written now, on the main thread, and the
+   * rest as it arrives. Once the writer has the bytes, the reader waits.
+   */
+  private ungather (f: Flight): void {
+    const g = f.gathered
+    if (!g || g.writing) return
+    f.gathered = undefined
+    for (const [s, e] of g.pending) {
+      this.replica.fetchData(g.token, { offset: s, data: g.buf.subarray(s - g.start, e - g.start) })
+      addRange(f.have, s, e)
+    }
+    this.pool.give(g.buf)
+    this.wake(f)
   }
 
   private wake (f: Flight): void {

@@ -47,6 +47,19 @@ export class ReplicaFiles implements ReplicaImage {
     this.lastWriteAt = Date.now()
   }
 
+  /**
+   * writeAsync writes in the thread pool (a fetched region, for hydration).
+   * The caller keeps records from being applied meanwhile (apply lock);
+   * the image stays open until the write is done, even if it is removed.
+   */
+  async writeAsync (volume: number, offset: number, data: Uint8Array): Promise<void> {
+    const f = this.file(volume)
+    this.codes.invalidate(f.name, offset, data.length)
+    await this.files.use(f.name, async g => { await this.images.pwrite(g.fd, data, offset, g.name) })
+    this.files.markDirty(f)
+    this.lastWriteAt = Date.now()
+  }
+
   zero (volume: number, offset: number, length: number): void {
     const f = this.file(volume)
     this.codes.invalidate(f.name, offset, length)

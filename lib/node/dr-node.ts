@@ -16,6 +16,7 @@ import type { History } from '../core/history.js'
 import { Replica } from '../core/replica.js'
 import { ControlServer } from '../control/control-socket.js'
 import { ApplyLock } from '../dr/apply-lock.js'
+import { RegionWriter } from '../dr/region-writer.js'
 import { DrApplier, keptAsideName } from '../dr/dr-applier.js'
 import { DrFs } from '../dr/dr-fs.js'
 import { DrVolumes } from '../dr/dr-volumes.js'
@@ -190,7 +191,11 @@ export class DrNode {
       })
       const applier = new DrApplier(replica, volumes, namespace, log, codes, id => { void regionStore.forget(id) })
       const lock = new ApplyLock()
-      const fetcher = new Fetcher(opts.primary, replica, volumes, log, { timeoutMs: opts.fetchTimeoutMs ?? 30_000, readAhead: opts.readAhead ?? 4 })
+      const fetcher = new Fetcher(opts.primary, replica, volumes, log, {
+        timeoutMs: opts.fetchTimeoutMs ?? 30_000,
+        readAhead: opts.readAhead ?? 4,
+        writer: new RegionWriter(replica, replicaFiles, lock),
+      })
       let node: DrNode | undefined
       const follower = new Follower(opts.primary, store, journal, lock, log, {
         registration: async () => ({

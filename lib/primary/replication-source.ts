@@ -284,10 +284,12 @@ export class ReplicationSource implements PrimaryService {
     const last = Math.min(from + count, Math.ceil(st.size / rs))
     const regions = []
     for (let i = from; i < last; i++) {
-      const code = checksums ? this.codes?.get(volume, i) : undefined
+      const code = this.codes?.get(volume, i)
       if (code) {
-        // A valid code: the region has not changed since it was hashed.
-        regions.push({ index: i, length: Math.min(rs, st.size - i * rs), asOf: this.appliedSeq(), ...code })
+        // A valid code: the region has not changed since it was hashed, and
+        // says whether it is realized without reading it.
+        const { sha256, ...realized } = code
+        regions.push({ index: i, length: Math.min(rs, st.size - i * rs), asOf: this.appliedSeq(), ...(checksums ? code : realized) })
         continue
       }
       const stamp = this.codes?.stamp(volume, i) ?? 0

@@ -103,6 +103,17 @@ export class ImageDir {
     })
   }
 
+  /** pwrite writes all of `data` at `position` in the thread pool (loops over short writes). */
+  async pwrite (fd: number, data: Uint8Array, position: number, name: string): Promise<void> {
+    this.fault('pwrite', name)
+    let done = 0
+    while (done < data.length) {
+      done += await new Promise<number>((resolve, reject) => {
+        fs.write(fd, data, done, data.length - done, position + done, (err, n) => err ? reject(fromSystemError(err, `write ${name}`)) : resolve(n))
+      })
+    }
+  }
+
   /** readFull reads `length` bytes, looping over short reads; fewer only at end of file. */
   async readFull (fd: number, buf: Buffer, length: number, position: number): Promise<number> {
     let done = 0
