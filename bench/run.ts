@@ -3,6 +3,8 @@
  * prints the machine and one table of volmirror-vs-peer ratios, and writes
  * the same as JSON to bench/results/latest.json and a timestamped copy, and
  * as a chart of the ratios (latest.svg, latest.png and a timestamped PNG).
+ * --quick and named (partial) runs write quick-* and partial-* instead,
+ * which git ignores: only a full run replaces the committed record.
  *
  *   node dist/bench/run.js [--quick] [--runs N] [--dir DIR] [--keep] [--cpu-prof DIR] [NAME...]
  *   node dist/bench/run.js --list
@@ -164,14 +166,16 @@ async function main (): Promise<number> {
     errors,
   }
   const resultsDir = path.join(ROOT, 'bench', 'results')
-  const files = await writeReport(resultsDir, report)
+  // Only a full run is the record (latest.*, committed); smoke and partial runs keep their own names.
+  const prefix = args.quick ? 'quick-' : args.names.length > 0 ? 'partial-' : ''
+  const files = await writeReport(resultsDir, report, prefix)
   const title = `volmirror ${app.commit}${app.dirty ? '+' : ''}: npm run bench${args.quick ? ' --quick' : ''}, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, median of ${runs}`
   try {
-    const chart = await writeChart(path.join(resultsDir, 'latest'), chartSvg(rows, machine, title))
+    const chart = await writeChart(path.join(resultsDir, `${prefix}latest`), chartSvg(rows, machine, title))
     files.push(...chart.files)
     if (chart.files.some(f => f.endsWith('.png'))) {
-      const stamped = path.join(resultsDir, `${stamp(started)}.png`)
-      await copyFile(path.join(resultsDir, 'latest.png'), stamped)
+      const stamped = path.join(resultsDir, `${prefix}${stamp(started)}.png`)
+      await copyFile(path.join(resultsDir, `${prefix}latest.png`), stamped)
       files.push(stamped)
     }
     if (chart.pngSkipped) progress(`chart: ${chart.pngSkipped}`)

@@ -120,10 +120,10 @@ export function stamp (d: Date): string {
 }
 
 /** writeReport writes `dir/latest.json` and `dir/STAMP.json`; returns both paths. */
-export async function writeReport (dir: string, report: Report): Promise<string[]> {
+export async function writeReport (dir: string, report: Report, prefix = ''): Promise<string[]> {
   await mkdir(dir, { recursive: true })
   const text = JSON.stringify(report, (_k, v: unknown) => typeof v === 'number' && !Number.isFinite(v) ? null : v, 2) + '\n'
-  const files = [path.join(dir, `${stamp(new Date(report.startedAt))}.json`), path.join(dir, 'latest.json')]
+  const files = [path.join(dir, `${prefix}${stamp(new Date(report.startedAt))}.json`), path.join(dir, `${prefix}latest.json`)]
   for (const f of files) {
     await writeFile(f + '.tmp', text)
     await rename(f + '.tmp', f)
