@@ -22,7 +22,9 @@ const MIN = 1 / 16
 const MAX = 16
 const BAR_H = 18
 const GAP = 6
-const LABEL_W = 600
+/** Narrowest label column; wider when a label needs it (CHAR_W: a generous 12 px DejaVu Sans advance). */
+const MIN_LABEL_W = 600
+const CHAR_W = 7
 const PLOT_W = 560
 const VALUE_W = 90
 const TOP = 70
@@ -55,6 +57,7 @@ export function barsOf (rows: Row[]): Bar[] {
 /** chartSvg draws the bars of `rows` with a title naming the machine and the run. */
 export function chartSvg (rows: Row[], machine: MachineInfo, title: string): string {
   const bars = barsOf(rows)
+  const LABEL_W = Math.max(MIN_LABEL_W, 20 + CHAR_W * Math.max(0, ...bars.map(b => b.benchmark.length + 2 + b.label.length)))
   const x0 = LABEL_W + PLOT_W / 2
   const scale = (ratio: number): number => {
     const clamped = Math.min(MAX, Math.max(MIN, ratio))
