@@ -27,7 +27,7 @@
  *
  * `fixtures/record-v1.bin` pins this layout; change it only with a new version.
  */
-import { crc32 } from 'node:zlib'
+import { crc32 } from '@node-rs/crc32'
 import { VolmirrorError } from '../errors.js'
 
 /** RECORD_VERSION is the format version this build writes. */

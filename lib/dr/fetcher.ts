@@ -19,7 +19,7 @@
  * callers with PEER_UNREACHABLE (the mount answers EIO) and logs it; reads
  * of present regions are not affected.
  */
-import { crc32 } from 'node:zlib'
+import { crc32 } from '@node-rs/crc32'
 import { regionKey } from '../core/as-of.js'
 import { BufferPool } from '../core/buffer-pool.js'
 import type { Replica, FetchToken } from '../core/replica.js'

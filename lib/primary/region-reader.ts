@@ -20,7 +20,7 @@
  * with the DR, which describes its own regions the same way).
  */
 import fs from 'node:fs'
-import { crc32 } from 'node:zlib'
+import { crc32 } from '@node-rs/crc32'
 import { BufferPool } from '../core/buffer-pool.js'
 import { regionSpans } from '../core/region-map.js'
 import { isUnder, renamePrefix } from '../core/volume-name.js'

@@ -21,7 +21,7 @@
  * (PEER_PROTOCOL or RECORD_CORRUPT) and never applied.
  * `fixtures/group-frame-v1.bin` pins the layout.
  */
-import { crc32 } from 'node:zlib'
+import { crc32 } from '@node-rs/crc32'
 import { decodeRecord, HEADER_SIZE, peekSize, type DecodedRecord } from '../core/record.js'
 import { VolmirrorError } from '../errors.js'
 import type { GroupBatch } from './protocol.js'
