@@ -231,8 +231,11 @@ export class ReplicationSource implements PrimaryService {
     if (Number.isFinite(this.journalLimit) && this.journal.stats().bytes > this.journalLimit && !this.enforcing) this.onOverLimit?.()
     if (this.journal.lastSeq <= this.groupEnd) return
     await this.journal.indexed()
-    if (this.registry.size > 0) await this.journal.sync()
+    // The group ends at what is indexed now, before the sync starts: records
+    // appended while it runs may not be covered by it, and a DR must never
+    // hold a record its primary could lose in a crash.
     const end = this.journal.indexedSeq
+    if (this.registry.size > 0) await this.journal.sync()
     if (end <= this.groupEnd) return
     this.groupEnd = end
     for (const w of [...this.waiters]) if (w.after < end) w.wake()
