@@ -57,14 +57,14 @@ export function barsOf (rows: Row[]): Bar[] {
 /** chartSvg draws the bars of `rows` with a title naming the machine and the run. */
 export function chartSvg (rows: Row[], machine: MachineInfo, title: string): string {
   const bars = barsOf(rows)
-  const LABEL_W = Math.max(MIN_LABEL_W, 20 + CHAR_W * Math.max(0, ...bars.map(b => b.benchmark.length + 2 + b.label.length)))
-  const x0 = LABEL_W + PLOT_W / 2
+  const labelW = Math.max(MIN_LABEL_W, 20 + CHAR_W * Math.max(0, ...bars.map(b => b.benchmark.length + 2 + b.label.length)))
+  const x0 = labelW + PLOT_W / 2
   const scale = (ratio: number): number => {
     const clamped = Math.min(MAX, Math.max(MIN, ratio))
     return x0 + (Math.log2(clamped) / Math.log2(MAX)) * (PLOT_W / 2)
   }
   const height = TOP + bars.length * (BAR_H + GAP) + 60
-  const width = LABEL_W + PLOT_W + VALUE_W + 20
+  const width = labelW + PLOT_W + VALUE_W + 20
   const out: string[] = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`)
   out.push(`<rect width="100%" height="100%" fill="white"/>`)
@@ -86,13 +86,13 @@ export function chartSvg (rows: Row[], machine: MachineInfo, title: string): str
     }
     const x = scale(b.ratio)
     const color = b.status === 'met' ? '#2e9d4a' : b.status === 'missed' ? '#d0453a' : '#9aa3ad'
-    out.push(`<text x="${LABEL_W - 8}" y="${y + BAR_H - 5}" text-anchor="end">${esc(`${b.benchmark}: ${b.label}`)}</text>`)
+    out.push(`<text x="${labelW - 8}" y="${y + BAR_H - 5}" text-anchor="end">${esc(`${b.benchmark}: ${b.label}`)}</text>`)
     out.push(`<rect x="${Math.min(x, x0)}" y="${y}" width="${Math.max(1, Math.abs(x - x0))}" height="${BAR_H}" fill="${color}"/>`)
     if (b.target !== undefined) {
       const tx = scale(b.target)
       out.push(`<line x1="${tx}" y1="${y - 2}" x2="${tx}" y2="${y + BAR_H + 2}" stroke="#000" stroke-width="2" stroke-dasharray="3,2"/>`)
     }
-    out.push(`<text x="${LABEL_W + PLOT_W + 8}" y="${y + BAR_H - 5}">${b.ratio.toFixed(2)}x</text>`)
+    out.push(`<text x="${labelW + PLOT_W + 8}" y="${y + BAR_H - 5}">${b.ratio.toFixed(2)}x</text>`)
     y += BAR_H + GAP
   }
   out.push('</svg>')
