@@ -14,22 +14,15 @@
  * way; the CLI then follows it through `status`.
  */
 import { VolmirrorError } from '../errors.js'
-import type { Logger } from '../log.js'
 import { PrimaryClient } from '../http/client.js'
 import { DrNode, type DrOptions } from './dr-node.js'
+import type { NodeOptions } from './node-options.js'
 import { PrimaryNode, type PrimaryOptions } from './primary-node.js'
 
 /** RunnerConfig is everything either role needs (the CLI's flags). */
-export interface RunnerConfig {
-  images: string
-  state: string
-  mount: string
-  log: Logger
-  regionSize?: number
-  checkpointMs?: number
+export interface RunnerConfig extends Pick<NodeOptions, 'images' | 'state' | 'mount' | 'log' | 'regionSize' | 'checkpointMs' | 'listen'> {
   /** Primary role (and a DR once promoted). */
   primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads'>
-  listen?: { host: string, port: number }
   tokenFile?: string
   /** DR role. */
   dr?: Omit<DrOptions, 'images' | 'state' | 'mount' | 'log' | 'primary' | 'regionSize' | 'checkpointMs' | 'listen' | 'token'> & { url: string, token: string, ca?: string }
