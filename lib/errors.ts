@@ -46,6 +46,9 @@ export const ErrorCodes = [
   'FUSERMOUNT_MISSING',
   'FUSE_UNAVAILABLE',
   'MOUNT_FAILED',
+  // the native data path (native/)
+  'NATIVE_UNAVAILABLE',
+  'NEED_SPARE',
   // peers
   'UNAUTHORIZED',
   'NOT_REGISTERED',

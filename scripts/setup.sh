@@ -48,7 +48,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   say "installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
-node scripts/patch-fuse-native.mjs
+node scripts/build-native.mjs
 
 # 4. Build.
 npx tsc -p tsconfig.json

@@ -105,17 +105,16 @@ export function recordParts (r: EncodedRecord): Uint8Array[] {
 }
 
 /**
- * encodeRecord builds the binary record around `f.data` without copying
- * it; the CRC covers header, names and payload.
+ * encodeHead builds a record's header and names (bytes [0, HEADER_SIZE + n + m)):
+ * for a write, `length` is its payload's size. The native write path writes
+ * the same bytes in C (native/src/record.c; a unit test pins them to these).
  */
-export function encodeRecord (seq: number, ts: number, f: RecordFields): EncodedRecord {
+export function encodeHead (seq: number, ts: number, f: Omit<RecordFields, 'data'> & { length: number }): Buffer {
   const code = OP_CODES[f.op]
   if (code === undefined) throw new VolmirrorError('INVALID_ARGUMENT', `unknown record op ${String(f.op)}`)
   const vol = Buffer.from(f.volume, 'utf8')
   const target = Buffer.from(f.target ?? '', 'utf8')
   if (vol.length > 0xffff || target.length > 0xffff) throw new VolmirrorError('NAME_TOO_LONG', 'volume name too long for a record')
-  const data = f.op === 'write' ? (f.data ?? new Uint8Array(0)) : undefined
-  const length = data ? data.length : (f.length ?? 0)
   const head = Buffer.allocUnsafe(HEADER_SIZE + vol.length + target.length)
   head[0] = RECORD_VERSION
   head[1] = code
@@ -123,12 +122,23 @@ export function encodeRecord (seq: number, ts: number, f: RecordFields): Encoded
   writeU64(head, 4, seq)
   writeU64(head, 12, ts)
   writeU64(head, 20, f.offset ?? 0)
-  writeU64(head, 28, length)
+  writeU64(head, 28, f.length)
   head.writeUInt32BE((f.mode ?? 0) >>> 0, 36)
   head.writeUInt16BE(vol.length, 40)
   head.writeUInt16BE(target.length, 42)
   vol.copy(head, HEADER_SIZE)
   target.copy(head, HEADER_SIZE + vol.length)
+  return head
+}
+
+/**
+ * encodeRecord builds the binary record around `f.data` without copying
+ * it; the CRC covers header, names and payload.
+ */
+export function encodeRecord (seq: number, ts: number, f: RecordFields): EncodedRecord {
+  const data = f.op === 'write' ? (f.data ?? new Uint8Array(0)) : undefined
+  const length = data ? data.length : (f.length ?? 0)
+  const head = encodeHead(seq, ts, { ...f, length })
   let crc = crc32(head)
   if (data && data.length > 0) crc = crc32(data, crc)
   const tail = Buffer.allocUnsafe(CRC_SIZE)

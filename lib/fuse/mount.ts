@@ -31,6 +31,8 @@ export interface MountOptions {
   attrTimeout?: number
   /** A name for `mount` output (fsname). */
   fsname?: string
+  /** The native data path's hook table (lib/fuse/native-path.ts): reads and writes it serves never reach `vfs`. */
+  nativeHooks?: unknown
 }
 
 type FuseClass = typeof import('fuse-native')
@@ -57,7 +59,7 @@ async function loadFuse (): Promise<FuseClass> {
 export class FuseMount {
   readonly mountPoint: string
   private fuse: FuseInstance | undefined
-  private readonly opts: Required<Omit<MountOptions, 'fsname'>> & { fsname: string }
+  private readonly opts: Required<Omit<MountOptions, 'fsname' | 'nativeHooks'>> & { fsname: string, nativeHooks: unknown }
 
   constructor (mountPoint: string, private readonly vfs: VolumeFs, opts: MountOptions) {
     this.mountPoint = path.resolve(mountPoint)
@@ -68,6 +70,7 @@ export class FuseMount {
       directIo: opts.directIo ?? false,
       attrTimeout: opts.attrTimeout ?? 1,
       fsname: opts.fsname ?? 'volmirror',
+      nativeHooks: opts.nativeHooks,
     }
   }
 
@@ -88,7 +91,10 @@ export class FuseMount {
       }
     }
     const ops = makeFuseOps(this.vfs, { opDeadlineMs: this.opts.opTimeoutMs - 1000, log: this.opts.log })
-    const fuse = new VolmirrorFuse(this.mountPoint, ops, { timeout: opTimeouts(this.opts.opTimeoutMs) })
+    const fuse = new VolmirrorFuse(this.mountPoint, ops, {
+      timeout: opTimeouts(this.opts.opTimeoutMs),
+      ...(this.opts.nativeHooks !== undefined ? { volmirrorHooks: this.opts.nativeHooks } : {}),
+    })
     await new Promise<void>((resolve, reject) => {
       fuse.mount((err) => {
         if (!err) { resolve(); return }
@@ -97,7 +103,7 @@ export class FuseMount {
       })
     })
     this.fuse = fuse
-    this.opts.log.info('fuse.mounted', { mount: this.mountPoint, options: options.join(',') })
+    this.opts.log.info('fuse.mounted', { mount: this.mountPoint, options: options.join(','), dataPath: this.dataPath })
   }
 
   /** unmount detaches the mount (lazily if busy); safe to call twice. */
@@ -114,6 +120,9 @@ export class FuseMount {
   }
 
   get mounted (): boolean { return this.fuse !== undefined }
+
+  /** dataPath says who serves reads and writes: the native hooks, or JavaScript. */
+  get dataPath (): 'native' | 'js' { return this.opts.nativeHooks !== undefined ? 'native' : 'js' }
 
   private fuseOptions (): string[] {
     const o = [

@@ -2,6 +2,7 @@
  * node-options: the settings every node has, whatever its role (the
  * directories, the region size, checkpoints, where it serves and how).
  */
+import type { DataPath } from '../fuse/native-path.js'
 import type { Logger } from '../log.js'
 
 /** NodeOptions are the settings a primary and a DR share. */
@@ -23,6 +24,8 @@ export interface NodeOptions {
   tls?: { cert: string, key: string }
   /** Rate (bytes/s) at which idle time recomputes region codes; 0 turns it off. */
   codesRate?: number
-  /** Read the mount's files through the thread pool (slow disks) instead of on the main thread. */
+  /** Read the mount's files through the thread pool (slow disks) instead of on the main thread (JavaScript data path). */
   asyncReads?: boolean
+  /** Who serves the mount's reads and writes: native code on FUSE threads (default), or JavaScript. */
+  dataPath?: DataPath
 }

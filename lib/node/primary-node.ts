@@ -17,6 +17,8 @@ import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
 import { PrimaryHttpServer } from '../http/server.js'
 import { FuseMount } from '../fuse/mount.js'
+import { defaultDataPath, NativeMount } from '../fuse/native-path.js'
+import { NativeWrites } from '../primary/native-writes.js'
 import { observePrimary, type Observability } from './observability.js'
 import type { Logger } from '../log.js'
 import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
@@ -87,6 +89,8 @@ export interface PrimaryStatus {
   mount: string
   /** Where DRs reach this primary (absent when not listening). */
   listen?: string
+  /** Who serves the mount's reads and writes, and (native) what the native writers did. */
+  dataPath: { mount: 'native' | 'js', native?: NativeWriteStats }
   seq: { last: number, applied: number, durableInImages: number }
   journal: JournalStats & { retained: boolean }
   history: History
@@ -107,6 +111,28 @@ export interface PrimaryStatus {
   }>
   volumes: VolumeStatus[]
   removedOutside: Array<{ name: string } & Flag>
+}
+
+/** NativeWriteStats is what status shows of the native data path of a primary. */
+export interface NativeWriteStats {
+  writes: number
+  writeBytes: number
+  reads: number
+  readBytes: number
+  /** Operations the native hooks passed to JavaScript. */
+  passedReads: number
+  passedWrites: number
+  /** Seconds spent inside the write critical section, in all and at most once; seconds writers waited for it. */
+  holdSeconds: number
+  maxHoldSeconds: number
+  waitSeconds: number
+  /** Times writers waited for JavaScript: the ring full, no spare segment, paused. */
+  waitsFull: number
+  waitsSpare: number
+  waitsPaused: number
+  /** Records not yet brought in by JavaScript. */
+  pending: number
+  drains: number
 }
 
 /** PrimaryNode is a running primary. */
@@ -136,6 +162,8 @@ export class PrimaryNode {
   private demoting = false
   keeper: CodeKeeper | undefined
   codes: RegionCodes | undefined
+  /** The native write path (absent with --data-path js). */
+  nativeWrites: NativeWrites | undefined
   /** Metrics and the status page (served on the HTTP endpoint when listening). */
   observability: Observability | undefined
 
@@ -159,8 +187,10 @@ export class PrimaryNode {
       let sourceRef: ReplicationSource | undefined
       const codes = new RegionCodes(store, store.identity.regionSize)
       await codes.load()
+      let checkpointerCatchUp: (() => void) | undefined
       const checkpointer = new Checkpointer(store, images, files, log, {
         appliedSeq: () => fsRef?.appliedSeq ?? journal.lastSeq,
+        catchUp: () => checkpointerCatchUp?.(),
         appendedBytes: () => journal.appendedBytes,
         ...(opts.checkpointMs !== undefined ? { intervalMs: opts.checkpointMs } : {}),
         // Checkpoint often enough that a small journal limit is enforced in time.
@@ -183,6 +213,17 @@ export class PrimaryNode {
       fs.asyncReads = opts.asyncReads ?? false
       fsRef = fs
       const versions = new RegionVersions(store.identity.regionSize)
+      const nativeWrites = (opts.dataPath ?? defaultDataPath()) === 'native'
+        ? new NativeWrites(new NativeMount('primary', store.identity.regionSize), journal, files, fs, log)
+        : undefined
+      if (nativeWrites) {
+        const nm = nativeWrites.native
+        versions.native = (volume, offset, length) => {
+          const f = files.peek(volume)
+          return f && f.slot !== 0 ? nm.version(f.slot, offset, length) : 0
+        }
+        checkpointerCatchUp = () => nativeWrites.drain()
+      }
       const births = new NameBirths(store)
       await births.load()
       let lastWriteAt = 0
@@ -195,6 +236,10 @@ export class PrimaryNode {
         else if (r.op === 'delete') { versions.deleted(r.volume); births.deleted(r.volume); codes.deleted(r.volume) }
       })
       const reader = new RegionReader(images, files, versions, () => fs.appliedSeq, name => births.of(name))
+      if (nativeWrites) {
+        reader.catchUp = () => nativeWrites.drain()
+        reader.exclusive = fn => nativeWrites.exclusive(fn)
+      }
       const source = new ReplicationSource(store, journal, images, reader, births, () => fs.appliedSeq, log, opts.groupMs)
       source.history = () => history
       source.codes = codes
@@ -213,6 +258,7 @@ export class PrimaryNode {
         for await (const [volume, f] of flags.iterator()) if ((f as Flag).reason !== 'removed-outside') out.push({ volume, seq: (f as Flag).seq })
         return out
       }
+      let noteTouchedNow: (() => void) | undefined
       const watcher = new ImageWatcher(images.root, log, (c) => {
         // Births follow journaled namespace records only: a file added behind
         // the mount keeps birth 0, as a DR that listed it knows it (it is
@@ -222,6 +268,8 @@ export class PrimaryNode {
         codes.deleted(c.volume)
         void recordOutsideChange(flags, c, journal.lastSeq, log)
       })
+      // Judge what the watcher sees only once our own native writes are known.
+      if (nativeWrites) watcher.settle = () => { nativeWrites.drain(); noteTouchedNow?.() }
       await watcher.start()
       cleanup.unshift(() => watcher.close())
       // Tell the watcher what our own writes did to each image (size, mtime),
@@ -235,6 +283,7 @@ export class PrimaryNode {
         }
         touched.clear()
       }
+      noteTouchedNow = noteTouched
       fs.onApplied((r) => {
         if (r.op === 'delete') { touched.delete(r.volume); watcher.deleted(r.volume); return }
         if (r.op === 'rename') {
@@ -269,7 +318,14 @@ export class PrimaryNode {
       keeper.start()
       cleanup.unshift(() => keeper.stop())
 
-      const mount = new FuseMount(opts.mount, fs, { log, ...(opts.opTimeoutMs ? { opTimeoutMs: opts.opTimeoutMs } : {}), fsname: `volmirror:${path.basename(images.root)}` })
+      const mount = new FuseMount(opts.mount, fs, {
+        log, ...(opts.opTimeoutMs ? { opTimeoutMs: opts.opTimeoutMs } : {}), fsname: `volmirror:${path.basename(images.root)}`,
+        ...(nativeWrites ? { nativeHooks: nativeWrites.native.hooks() } : {}),
+      })
+      if (nativeWrites) {
+        nativeWrites.start()
+        cleanup.unshift(() => nativeWrites.stop())
+      }
       await mount.mount()
       cleanup.unshift(() => mount.unmount())
 
@@ -288,6 +344,7 @@ export class PrimaryNode {
       const node = new PrimaryNode(opts, store, images, journal, files, fs, checkpointer, flags, mount, watcher, control, source, http, history, token)
       node.keeper = keeper
       node.codes = codes
+      node.nativeWrites = nativeWrites
       const observability = node.observability = observePrimary(node)
       cleanup.unshift(() => observability.close())
       if (http) http.observability = observability.routes
@@ -326,6 +383,7 @@ export class PrimaryNode {
       state: this.store.dir,
       mount: this.mount.mountPoint,
       ...(this.http ? { listen: this.http.url } : {}),
+      dataPath: { mount: this.mount.dataPath, ...(this.nativeWrites ? { native: this.nativeStats(this.nativeWrites) } : {}) },
       seq: { last: this.journal.lastSeq, applied: this.fs.appliedSeq, durableInImages: this.checkpointer.imageSeq },
       journal: { ...this.journal.stats(), retained: this.opts.retainJournal ?? false },
       history: this.history,
@@ -340,6 +398,18 @@ export class PrimaryNode {
       })),
       volumes,
       removedOutside: [...flags].filter(([name, f]) => f.reason === 'removed-outside' && !present.has(name)).map(([name, f]) => ({ name, ...f })),
+    }
+  }
+
+  private nativeStats (w: NativeWrites): NativeWriteStats {
+    const j = w.state()
+    const m = w.native.stats()
+    return {
+      writes: j?.writes ?? 0, writeBytes: j?.writeBytes ?? 0, reads: m.reads, readBytes: m.readBytes,
+      passedReads: m.passedReads, passedWrites: m.passedWrites,
+      holdSeconds: j?.holdSeconds ?? 0, maxHoldSeconds: j?.maxHoldSeconds ?? 0, waitSeconds: j?.waitSeconds ?? 0,
+      waitsFull: j?.waitsFull ?? 0, waitsSpare: j?.waitsSpare ?? 0, waitsPaused: j?.waitsPaused ?? 0,
+      pending: j?.pending ?? 0, drains: w.counters.drains,
     }
   }
 
@@ -440,6 +510,11 @@ export class PrimaryNode {
     await this.http?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
     this.observability?.close()
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
+    try {
+      this.nativeWrites?.stop()
+    } catch (err) {
+      log.warn('node.close_step_failed', { step: 'native', err })
+    }
     await this.watcher.close().catch(() => {})
     await this.keeper?.stop()
     await this.source.close().catch(err => log.warn('node.close_step_failed', { step: 'replication', err }))

@@ -39,6 +39,11 @@ export class ImageWatcher {
   private readonly known = new Map<string, Seen>()
   private watcher: FSWatcher | undefined
   private ready = false
+  /**
+   * Called before an event is judged: brings in what volmirror's own
+   * off-thread writers did (native writes), so their ctimes are known.
+   */
+  settle: (() => void) | undefined
 
   constructor (
     private readonly root: string,
@@ -110,6 +115,7 @@ export class ImageWatcher {
   }
 
   private event (kind: 'add' | 'change' | 'unlink', p: string, st?: Stats): void {
+    this.settle?.()
     const volume = path.relative(this.root, p).split(path.sep).join('/')
     if (!isValidVolumeName(volume)) return
     const seen = this.known.get(volume)

@@ -15,9 +15,16 @@
  * image watermark past it. So crash replay never re-runs a write across a
  * rename or delete of its file: at most the namespace operation itself is
  * replayed, idempotently.
+ *
+ * With the native data path, reads and writes on handles bound to the
+ * native side never reach this class: native writers journal and apply
+ * them on FUSE threads (lib/primary/native-writes.ts), and this class hears
+ * of them afterwards (`appliedNative`). Whatever it journals itself, it
+ * does with those writers paused and caught up, so image order stays
+ * journal order; `appliedSeq` is then the last seq it has heard of.
  */
 import fs from 'node:fs'
-import { NAMESPACE_OPS, type EncodedRecord, type RecordFields } from '../core/record.js'
+import { NAMESPACE_OPS, type JournalRecord, type RecordFields } from '../core/record.js'
 import { isUnder, parentName } from '../core/volume-name.js'
 import type { FileStat, FsStat, VolumeFs } from '../core/volume-fs.js'
 import { isAllZero } from '../core/zero.js'
@@ -30,14 +37,38 @@ import type { Journal } from '../store/journal.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 
 /** AppliedListener hears about every record applied to an image (status, codes, external-change detection). */
-export type AppliedListener = (record: EncodedRecord) => void
+export type AppliedListener = (record: JournalRecord) => void
+
+/** OffThreadWriters are writers outside the main thread (native): held while this class journals. */
+export interface OffThreadWriters {
+  /** pause waits for a write in progress, holds new ones, and brings in what they journaled. */
+  pause (): void
+  resume (): void
+}
+
+/** NativeHandles binds FUSE handles to native volume slots. */
+export interface NativeHandles {
+  bind (slot: number): number
+  unbind (fh: number): void
+}
+
+/** AppliedEntry is a record native writers journaled and applied. */
+export interface AppliedEntry {
+  seq: number
+  ts: number
+  op: 'write' | 'zero'
+  offset: number
+  length: number
+  err: number
+}
 
 /** PrimaryFs implements VolumeFs for a primary node. */
 export class PrimaryFs implements VolumeFs {
   /** The last seq applied to the images. */
   appliedSeq: number
   private readonly handles = new Map<number, { name: string, flags: number }>()
-  private nextHandle = 1
+  /** JavaScript's own handles start high: native ones are small numbers. */
+  private nextHandle = 1 << 30
   private gate: Promise<void> | undefined
   private namespaceChain: Promise<unknown> = Promise.resolve()
   private readonly listeners: AppliedListener[] = []
@@ -47,6 +78,19 @@ export class PrimaryFs implements VolumeFs {
   onUnjournaledChange: ((volume: string) => void) | undefined
   /** While set (a demotion in progress), every mutation answers READ_ONLY. */
   private readOnlyReason: string | undefined
+  private writers: OffThreadWriters | undefined
+  private nativeHandles: NativeHandles | undefined
+
+  /** attachWriters makes this class hold `writers` around what it journals, and bind handles natively. */
+  attachWriters (writers: OffThreadWriters, handles: NativeHandles): void {
+    this.writers = writers
+    this.nativeHandles = handles
+  }
+
+  detachWriters (): void {
+    this.writers = undefined
+    this.nativeHandles = undefined
+  }
 
   /** setReadOnly stops (with a reason) or resumes accepting mutations. */
   setReadOnly (reason: string | undefined): void {
@@ -70,14 +114,44 @@ export class PrimaryFs implements VolumeFs {
   }
 
   /** mutate journals a mutation and applies it to the image: the write path. */
-  private mutate (fields: RecordFields): EncodedRecord {
+  private mutate (fields: RecordFields): void {
     if (this.readOnlyReason) throw new VolmirrorError('READ_ONLY', this.readOnlyReason)
-    const rec = this.journal.append(fields)
-    this.apply(rec)
-    return rec
+    this.held(() => this.apply(this.journal.append(fields)))
   }
 
-  private apply (rec: EncodedRecord): void {
+  /** held runs `fn` with the off-thread writers paused (and caught up). */
+  private held<T> (fn: () => T): T {
+    const w = this.writers
+    if (!w) return fn()
+    w.pause()
+    try {
+      return fn()
+    } finally {
+      w.resume()
+    }
+  }
+
+  /**
+   * appliedNative hears of records the native writers journaled and
+   * applied (in seq order): listeners run as for this class's own, and an
+   * image write that failed flags its volume.
+   */
+  appliedNative (entries: AppliedEntry[], volumes: string[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      const rec: JournalRecord = { seq: e.seq, ts: e.ts, op: e.op, volume: volumes[i]!, offset: e.offset, length: e.length, mode: 0, target: '', data: undefined }
+      this.appliedSeq = e.seq
+      if (e.err !== 0) {
+        const err = new VolmirrorError(e.err === 28 ? 'NO_SPACE' : 'IO_ERROR', `native write to ${rec.volume} failed (errno ${e.err})`)
+        this.log.error('apply.failed', { seq: rec.seq, op: rec.op, volume: rec.volume, err, native: true })
+        this.onApplyFailed?.(rec.volume, rec.seq, err)
+        continue
+      }
+      for (const l of this.listeners) l(rec)
+    }
+  }
+
+  private apply (rec: JournalRecord): void {
     try {
       this.applier.apply(rec)
     } catch (err) {
@@ -218,6 +292,7 @@ export class PrimaryFs implements VolumeFs {
 
   async release (_name: string, handle: number): Promise<void> {
     this.handles.delete(handle)
+    if (handle < 1 << 30) this.nativeHandles?.unbind(handle)
   }
 
   /** quiesce waits until no barrier is running and every record so far is indexed. */
@@ -227,8 +302,17 @@ export class PrimaryFs implements VolumeFs {
   }
 
   private newHandle (name: string, flags: number): number {
-    const h = this.nextHandle++
-    if (this.nextHandle > 0x7fffffff) this.nextHandle = 1
+    const slot = this.nativeHandles ? this.files.get(name).slot : 0
+    let h: number
+    if (this.nativeHandles && slot !== 0) {
+      // The native hooks serve reads and writes on this handle.
+      h = this.nativeHandles.bind(slot)
+    } else {
+      do {
+        h = this.nextHandle++
+        if (this.nextHandle > 0x7fffffff) this.nextHandle = 1 << 30
+      } while (this.handles.has(h))
+    }
     this.handles.set(h, { name, flags })
     return h
   }
@@ -242,6 +326,9 @@ export class PrimaryFs implements VolumeFs {
     const run = async (): Promise<void> => {
       let open!: () => void
       this.gate = new Promise<void>(resolve => { open = resolve })
+      // Native writers wait too (the gate holds this class's own).
+      const w = this.writers
+      w?.pause()
       try {
         if (this.readOnlyReason) throw new VolmirrorError('READ_ONLY', this.readOnlyReason)
         await this.checkpointer.run()
@@ -257,6 +344,7 @@ export class PrimaryFs implements VolumeFs {
         }
         await this.checkpointer.run()
       } finally {
+        w?.resume()
         this.gate = undefined
         open()
       }

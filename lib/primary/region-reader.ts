@@ -10,6 +10,13 @@
  * landed meanwhile. After a few collisions (a very hot region) the read is
  * done synchronously on the main thread, where no write can interleave.
  *
+ * Native writers (lib/primary/native-writes.ts) write on FUSE threads: they
+ * stamp the versions of a write's regions (natively) before touching the
+ * image, so a read is also retried when a version is above the seq it
+ * would claim (a write in progress, or one not yet caught up with:
+ * `catchUp` brings those in), and the synchronous fallback runs with the
+ * writers held (`exclusive`).
+ *
  * A region fetch is streamed (`stream`): the piece a DR reader waits for
  * is read, checked like any read, and sent first; the rest follows, and is
  * good only if no write touched the region since that first check. If one
@@ -41,6 +48,8 @@ export class RegionVersions {
   private readonly regions = new Map<string, Map<number, number>>()
   /** Per volume: the last seq that changed the volume as a whole (truncate, rename, delete). */
   private readonly whole = new Map<string, number>()
+  /** The native writers' versions of a range (their seqlock stamps), when they run. */
+  native: ((volume: string, offset: number, length: number) => number) | undefined
 
   constructor (readonly regionSize: number) {}
 
@@ -77,7 +86,7 @@ export class RegionVersions {
 
   /** version is the highest seq that changed any byte of [offset, offset+length). */
   version (volume: string, offset: number, length: number): number {
-    let v = this.whole.get(volume) ?? 0
+    let v = Math.max(this.whole.get(volume) ?? 0, this.native?.(volume, offset, length) ?? 0)
     const m = this.regions.get(volume)
     if (!m) return v
     for (const s of regionSpans(offset, Math.max(length, 1), this.regionSize)) v = Math.max(v, m.get(s.region) ?? 0)
@@ -100,6 +109,22 @@ export class RegionReader {
   private readonly pools = new Map<number, BufferPool>()
   /** Reads that had to be retried because a write landed, and reads done on the main thread. */
   readonly counters = { reads: 0, retries: 0, syncFallbacks: 0 }
+  /** Brings in what off-thread writers applied (so appliedSeq covers it). */
+  catchUp: (() => void) | undefined
+  /** Runs a synchronous read where no write can interleave (with off-thread writers held). */
+  exclusive: <T>(fn: () => T) => T = fn => fn()
+
+  /** settled notes versions and the seq the bytes will be as of; undefined while a write is not accounted for yet. */
+  private settled (volume: string, offset: number, length: number): { before: number, asOf: number } | undefined {
+    let before = this.versions.version(volume, offset, length)
+    let asOf = this.appliedSeq()
+    if (before > asOf && this.catchUp) {
+      this.catchUp()
+      before = this.versions.version(volume, offset, length)
+      asOf = this.appliedSeq()
+    }
+    return before > asOf ? undefined : { before, asOf }
+  }
 
   constructor (
     private readonly images: ImageDir,
@@ -114,8 +139,9 @@ export class RegionReader {
     this.counters.reads++
     return await this.files.use(volume, async (f) => {
       for (let attempt = 0; attempt < RETRIES; attempt++) {
-        const before = this.versions.version(volume, offset, length)
-        const asOf = this.appliedSeq()
+        const at = this.settled(volume, offset, length)
+        if (!at) { this.counters.retries++; continue }
+        const { before, asOf } = at
         const birth = this.birthOf(volume)
         const size = this.images.fstatSync(f.fd).size
         const data = await this.readAt(f.fd, offset, Math.max(0, Math.min(length, size - offset)))
@@ -124,7 +150,7 @@ export class RegionReader {
       }
       // The region is being written continuously: read where writes cannot interleave.
       this.counters.syncFallbacks++
-      return this.readSyncConsistent(f.fd, volume, offset, length)
+      return this.exclusive(() => this.readSyncConsistent(f.fd, volume, offset, length))
     })
   }
 
@@ -152,8 +178,9 @@ export class RegionReader {
     try {
       await this.files.use(volume, async (f) => {
         for (let attempt = 0; attempt < RETRIES; attempt++) {
-          const before = this.versions.version(volume, offset, length)
-          const asOf = this.appliedSeq()
+          const at = this.settled(volume, offset, length)
+          if (!at) { this.counters.retries++; continue }
+          const { before, asOf } = at
           const birth = this.birthOf(volume)
           const size = this.images.fstatSync(f.fd).size
           const end = Math.max(offset, Math.min(offset + length, size))
@@ -180,10 +207,12 @@ export class RegionReader {
         }
         // The region is being written continuously: read where writes cannot interleave.
         this.counters.syncFallbacks++
-        const asOf = this.appliedSeq()
-        const birth = this.birthOf(volume)
-        const size = this.images.fstatSync(f.fd).size
-        const n = readSyncFull(f.fd, buf, Math.max(0, Math.min(length, size - offset)), offset)
+        const { asOf, birth, size, n } = this.exclusive(() => {
+          const asOf = this.appliedSeq()
+          const birth = this.birthOf(volume)
+          const size = this.images.fstatSync(f.fd).size
+          return { asOf, birth, size, n: readSyncFull(f.fd, buf, Math.max(0, Math.min(length, size - offset)), offset) }
+        })
         const from = first !== undefined && first.at > offset && first.at < offset + n ? first.at : offset
         sink.begin(asOf, size, birth)
         send(from, offset + n)

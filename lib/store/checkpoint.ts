@@ -27,6 +27,8 @@ const META_KEY = 'imageSeq'
 export interface CheckpointerOptions {
   /** The last seq applied to the images (all before it applied too). */
   appliedSeq: () => number
+  /** Called first: brings in what off-thread writers applied, so appliedSeq covers it. */
+  catchUp?: () => void
   /** Bytes appended to the journal so far (monotonic). */
   appendedBytes: () => number
   /** Called after each checkpoint that advanced the watermark (trimming). */
@@ -96,6 +98,7 @@ export class Checkpointer {
   }
 
   private async once (): Promise<number> {
+    this.opts.catchUp?.()
     const upto = this.opts.appliedSeq()
     this.lastAt = Date.now()
     this.lastBytes = this.opts.appendedBytes()

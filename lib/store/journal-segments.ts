@@ -13,6 +13,13 @@
  * that are already allocated on disk and resident in the page cache (19 µs
  * per 128 KiB here, against 40-160 µs for appending to a fresh file). A batch
  * is written with one writev, straight from the buffers it was handed.
+ *
+ * With the native data path the native writers append instead
+ * (`attachNative`): the ring hands them the current segment and always one
+ * spare file, which they rename to the next segment name when they rotate
+ * into it, and it learns where each record went from the entries the
+ * journal drains (`noteNative`). Files stay the ring's: it reads, syncs and
+ * recycles them with its own descriptors.
  */
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
@@ -51,10 +58,28 @@ interface Segment {
 }
 
 const NAME = /^seg-(\d{8})\.log$/
+/** A spare handed to the native writers, not yet a segment (free after a crash). */
+const SPARE = /^spare-\d+\.log$/
 const IOV_MAX = 512
 
 function fileName (no: number): string {
   return `seg-${String(no).padStart(8, '0')}.log`
+}
+
+/** SegmentAppender is the native writers' side of the ring (lib/fuse/native-path.ts NativeJournal). */
+export interface SegmentAppender {
+  append (seq: number, parts: Uint8Array[], size: number): { segment: number, offset: number }
+  setSpare (fd: number, file: string): void
+}
+
+/** SegmentPosition is where appends continue. */
+export interface SegmentPosition {
+  dir: string
+  segmentSize: number
+  segment: number
+  segmentFd: number
+  segmentOffset: number
+  nextSegment: number
 }
 
 /** SegmentRing appends to, reads from and recycles a directory of segment files. */
@@ -67,6 +92,11 @@ export class SegmentRing {
   private current: Segment | undefined
   private writeOffset = 0
   private nextNo = 1
+  /** Set when a segment file was created or renamed since the last sync: the directory is synced too. */
+  private dirChanged = false
+  private native: SegmentAppender | undefined
+  private pendingSpare: { fd: number, file: string } | undefined
+  private spareNo = 0
 
   constructor (dir: string, private readonly log: Logger, opts: { segmentSize?: number, keepFree?: number } = {}) {
     this.dir = dir
@@ -92,6 +122,7 @@ export class SegmentRing {
     for (const name of await fsp.readdir(this.dir)) {
       const m = NAME.exec(name)
       if (m) files.set(Number(m[1]), path.join(this.dir, name))
+      else if (SPARE.test(name)) this.free.push(path.join(this.dir, name))
     }
     for (const no of live.keys()) {
       if (!files.has(no)) throw new VolmirrorError('STATE_INVALID', `journal segment ${fileName(no)} is missing from ${this.dir}`)
@@ -135,6 +166,7 @@ export class SegmentRing {
    * LevelDB batch, on pages that are normally already cached.
    */
   appendSync (records: SegmentWrite[]): SegmentLocation[] {
+    if (this.native) return records.map(r => this.appendNative(this.native!, r))
     const out: SegmentLocation[] = new Array(records.length)
     let i = 0
     while (i < records.length) {
@@ -165,13 +197,122 @@ export class SegmentRing {
     return out
   }
 
-  /** syncDirty fdatasyncs every segment written since the last call. */
+  /**
+   * syncDirty fdatasyncs every segment written since the last call, and
+   * the directory if a segment got its name since (a record in a renamed
+   * file is only durable once the new name is).
+   */
   async syncDirty (): Promise<void> {
     const dirty = [...this.segments.values()].filter(s => s.dirty)
     for (const s of dirty) s.dirty = false
-    await Promise.all(dirty.map(s => new Promise<void>((resolve, reject) => {
-      fs.fdatasync(s.fd, err => err ? reject(fromSystemError(err, `fdatasync journal segment ${fileName(s.no)}`)) : resolve())
-    })))
+    const dir = this.dirChanged
+    this.dirChanged = false
+    try {
+      await Promise.all([
+        ...dirty.map(s => new Promise<void>((resolve, reject) => {
+          fs.fdatasync(s.fd, err => err ? reject(fromSystemError(err, `fdatasync journal segment ${fileName(s.no)}`)) : resolve())
+        })),
+        dir ? syncDir(this.dir) : undefined,
+      ])
+    } catch (err) {
+      for (const s of dirty) s.dirty = true
+      if (dir) this.dirChanged = true
+      throw err
+    }
+  }
+
+  // --- the native writers ----------------------------------------------------
+
+  /** position is where appends continue (a first segment is made if there is none). */
+  position (): SegmentPosition {
+    if (!this.current) this.rotate()
+    return {
+      dir: this.dir, segmentSize: this.segmentSize, segment: this.current!.no, segmentFd: this.current!.fd,
+      segmentOffset: this.writeOffset, nextSegment: this.nextNo,
+    }
+  }
+
+  /** attachNative lets native writers append from `position()` on; they get a spare at once. */
+  attachNative (appender: SegmentAppender): void {
+    this.native = appender
+    this.provideSpare()
+  }
+
+  /**
+   * detachNative takes appending back at the native writers' final
+   * position (after the last of their entries was noted).
+   */
+  detachNative (at: { segment: number, segmentOffset: number, nextSegment: number }): void {
+    this.native = undefined
+    const seg = this.segments.get(at.segment)
+    if (seg) {
+      this.current = seg
+      this.writeOffset = at.segmentOffset
+    }
+    this.nextNo = Math.max(this.nextNo, at.nextSegment)
+    const spare = this.pendingSpare
+    this.pendingSpare = undefined
+    if (spare) {
+      fs.closeSync(spare.fd)
+      this.free.push(spare.file)
+    }
+  }
+
+  /**
+   * noteNative records that a native writer put a record at `loc`: a
+   * segment not seen before is the spare it rotated into (it gets the next
+   * spare now).
+   */
+  noteNative (loc: SegmentLocation, seq: number): void {
+    let seg = this.segments.get(loc.segment)
+    if (!seg) {
+      const spare = this.pendingSpare
+      if (!spare) throw new VolmirrorError('STATE_INVALID', `native writers appended to segment ${loc.segment}, which the journal never handed them`)
+      this.pendingSpare = undefined
+      seg = { no: loc.segment, fd: spare.fd, maxSeq: 0, dirty: false }
+      this.segments.set(seg.no, seg)
+      this.nextNo = Math.max(this.nextNo, seg.no + 1)
+      this.dirChanged = true
+      this.log.debug('journal.segment_rotated', { segment: seg.no, native: true })
+      if (this.native) this.provideSpare()
+    }
+    if (!this.current || seg.no >= this.current.no) {
+      this.current = seg
+      this.writeOffset = loc.offset + loc.size
+    }
+    seg.maxSeq = Math.max(seg.maxSeq, seq)
+    seg.dirty = true
+  }
+
+  /** provideSpare hands the native writers the file they rotate into next: a free one, or a new one. */
+  provideSpare (): void {
+    if (this.pendingSpare || !this.native) return
+    let file = this.free.pop()
+    if (!file) {
+      do file = path.join(this.dir, `spare-${++this.spareNo}.log`)
+      while (fs.existsSync(file))
+      this.dirChanged = true
+    }
+    const fd = openFile(file)
+    this.pendingSpare = { fd, file }
+    this.native.setSpare(fd, file)
+  }
+
+  private appendNative (native: SegmentAppender, r: SegmentWrite): SegmentLocation {
+    if (r.size > this.segmentSize) {
+      throw new VolmirrorError('TOO_LARGE', `record of ${r.size} bytes exceeds the journal segment size ${this.segmentSize}`)
+    }
+    let at
+    try {
+      at = native.append(r.seq, r.parts, r.size)
+    } catch (err) {
+      if ((err as VolmirrorError).code !== 'NEED_SPARE') throw err
+      this.provideSpare()
+      at = native.append(r.seq, r.parts, r.size)
+    }
+    const loc = { segment: at.segment, offset: at.offset, size: r.size }
+    this.noteNative(loc, r.seq)
+    return loc
   }
 
   /** read reads the bytes at `loc`. */
@@ -211,7 +352,9 @@ export class SegmentRing {
   /** release frees segments whose records are all at or below `seq` (never the current one). */
   async release (seq: number): Promise<void> {
     for (const seg of [...this.segments.values()]) {
-      if (seg === this.current || seg.maxSeq > seq) continue
+      // Native writers may be in a segment past the current one before its
+      // first entry is drained: nothing from the current one on is freed.
+      if (seg === this.current || (this.current && seg.no >= this.current.no) || seg.maxSeq > seq) continue
       this.segments.delete(seg.no)
       fs.closeSync(seg.fd)
       const file = path.join(this.dir, fileName(seg.no))
@@ -249,6 +392,8 @@ export class SegmentRing {
   }
 
   close (): void {
+    if (this.pendingSpare) fs.closeSync(this.pendingSpare.fd)
+    this.pendingSpare = undefined
     for (const s of this.segments.values()) fs.closeSync(s.fd)
     this.segments.clear()
     this.current = undefined
@@ -260,6 +405,7 @@ export class SegmentRing {
     const recycled = this.free.pop()
     if (recycled) fs.renameSync(recycled, file)
     const fd = openFile(file)
+    this.dirChanged = true
     const seg: Segment = { no, fd, maxSeq: 0, dirty: false }
     this.segments.set(no, seg)
     this.current = seg
@@ -305,6 +451,19 @@ async function scanSegment (file: string, segment: number, offset: number, expec
     pos += size
   }
   return { records, end }
+}
+
+function syncDir (dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (err, fd) => {
+      if (err) { reject(fromSystemError(err, `open journal directory ${dir}`)); return }
+      fs.fsync(fd, (e) => {
+        fs.close(fd, () => {})
+        if (e) reject(fromSystemError(e, `fsync journal directory ${dir}`))
+        else resolve()
+      })
+    })
+  })
 }
 
 function openFile (file: string): number {

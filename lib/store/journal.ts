@@ -24,16 +24,21 @@
  *
  * Seqs are contiguous: assigned at append, and a failed append hands its
  * seq to the next one.
+ *
+ * With the native data path (`startNative`), native writers assign seqs and
+ * append on FUSE threads; the journal indexes what they appended when it is
+ * drained (`acceptNative`, through `catchUp`), and its own appends go
+ * through the native side too, with the writers paused by the caller.
  */
 import path from 'node:path'
 import { GroupCommit } from '../core/group-commit.js'
 import {
-  decodeRecord, encodeRecord, HEADER_SIZE, keySeq, peekSeq, recordParts, seqKey,
+  decodeRecord, encodeHead, encodeRecord, HEADER_SIZE, keySeq, peekSeq, recordParts, seqKey,
   type DecodedRecord, type EncodedRecord, type Op, type RecordFields, type RecordHeader, OP_CODES,
 } from '../core/record.js'
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { SegmentRing, type SegmentLocation } from './journal-segments.js'
+import { SegmentRing, type SegmentAppender, type SegmentLocation } from './journal-segments.js'
 import type { BinaryLevel, StateStore } from './state-store.js'
 
 interface PendingEntry { seq: number, loc: SegmentLocation, head: Uint8Array }
@@ -124,6 +129,10 @@ export class Journal {
   private syncAgain: Promise<void> | undefined
   /** Serialises everything that changes the index and its meta (index batches, trims, truncations). */
   private metaChain: Promise<unknown> = Promise.resolve()
+  /** The native writers, while they append (see startNative). */
+  private native: NativeAppender | undefined
+  /** Brings in what the native writers appended (set with startNative): called before a sync or a flush. */
+  catchUp: (() => void) | undefined
 
   constructor (private readonly store: StateStore, private readonly log: Logger, opts: { name?: string, segmentSize?: number } = {}) {
     const name = opts.name ?? 'journal'
@@ -172,8 +181,8 @@ export class Journal {
     this.opened = true
   }
 
-  /** lastSeq is the last seq appended (in a segment; maybe not yet indexed). */
-  get lastSeq (): number { return this.appendedSeq }
+  /** lastSeq is the last seq appended (in a segment; maybe not yet indexed, or drained from native writers). */
+  get lastSeq (): number { return this.native ? this.native.lastSeq : this.appendedSeq }
   /** indexedSeq is the last seq whose LevelDB entry is written: readers see up to here. */
   get indexedSeq (): number { return this.state.lastSeq }
   /** firstSeq is the oldest seq still kept. */
@@ -187,6 +196,9 @@ export class Journal {
    */
   append (fields: RecordFields, now = Date.now()): EncodedRecord {
     if (!this.opened) throw new VolmirrorError('CLOSED', 'journal is not open')
+    if (this.native && (!this.native.isPaused || this.native.lastSeq !== this.appendedSeq)) {
+      throw new VolmirrorError('STATE_INVALID', 'journal append with native writers running: pause them and catch up first')
+    }
     const record = encodeRecord(this.appendedSeq + 1, now, fields)
     const [loc] = this.segments.appendSync([{ seq: record.seq, parts: recordParts(record), size: record.size }])
     this.appendedSeq = record.seq
@@ -196,10 +208,51 @@ export class Journal {
   }
 
   /**
+   * startNative hands appending to native writers at the journal's current
+   * position: `start` starts them there and returns their handle.
+   */
+  startNative (start: (at: ReturnType<SegmentRing['position']> & { lastSeq: number }) => NativeAppender, catchUp: () => void): void {
+    if (this.native) throw new VolmirrorError('STATE_INVALID', 'native writers already started')
+    const native = start({ ...this.segments.position(), lastSeq: this.appendedSeq })
+    this.segments.attachNative(native)
+    this.native = native
+    this.catchUp = catchUp
+  }
+
+  /** stopNative takes appending back once the native writers stopped and their last entries were accepted. */
+  stopNative (): void {
+    const native = this.native
+    if (!native) return
+    const at = native.state()
+    this.native = undefined
+    this.catchUp = undefined
+    this.segments.detachNative({ segment: at.segment, segmentOffset: at.segmentOffset, nextSegment: at.nextSegment })
+    this.appendedSeq = at.lastSeq
+  }
+
+  /**
+   * acceptNative takes records the native writers appended (drained, in
+   * seq order): they get their index entries like any append.
+   */
+  acceptNative (entries: Array<{ seq: number, ts: number, op: Op, offset: number, length: number, segment: number, segOffset: number, size: number }>,
+    volumeOf: (entry: number) => string): void {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      if (e.seq !== this.appendedSeq + 1) throw new VolmirrorError('STATE_INVALID', `native writers appended seq ${e.seq} where ${this.appendedSeq + 1} was expected`)
+      const loc = { segment: e.segment, offset: e.segOffset, size: e.size }
+      this.segments.noteNative(loc, e.seq)
+      this.appendedSeq = e.seq
+      this.appendedBytes += e.size
+      this.index.push({ seq: e.seq, loc, head: encodeHead(e.seq, e.ts, { op: e.op, volume: volumeOf(i), offset: e.offset, length: e.length }) })
+    }
+  }
+
+  /**
    * sync resolves once every record appended before it is durable on disk.
    * Calls that arrive while a sync runs share the next one.
    */
   sync (): Promise<void> {
+    this.catchUp?.()
     if (!this.syncing) {
       this.syncing = this.segments.syncDirty().finally(() => { this.syncing = undefined })
       return this.syncing
@@ -213,6 +266,7 @@ export class Journal {
 
   /** indexed resolves once every record appended so far has its LevelDB entry. */
   indexed (): Promise<void> {
+    this.catchUp?.()
     return this.index.flushed()
   }
 
@@ -223,6 +277,7 @@ export class Journal {
    */
   async storeAll (records: DecodedRecord[], sync: boolean): Promise<void> {
     if (records.length === 0) return
+    if (this.native) throw new VolmirrorError('STATE_INVALID', 'storeAll is for a DR journal, not one with native writers')
     let expect = this.appendedSeq + 1
     for (const r of records) {
       if (r.seq !== expect) throw new VolmirrorError('PEER_PROTOCOL', `record seq ${r.seq} does not continue the journal at ${expect}`)
@@ -388,6 +443,13 @@ export class Journal {
     this.metaChain = run.catch(() => {})
     return run
   }
+}
+
+/** NativeAppender is what the journal needs of native writers (lib/fuse/native-path.ts NativeJournal). */
+export interface NativeAppender extends SegmentAppender {
+  readonly lastSeq: number
+  readonly isPaused: boolean
+  state (): { lastSeq: number, segment: number, segmentOffset: number, nextSegment: number }
 }
 
 function headOf (bytes: Buffer): Buffer {

@@ -8,6 +8,11 @@
  * are reference-counted for in-flight asynchronous reads, so a delete never
  * closes a descriptor under a read (which could then read a reused fd).
  * The dirty flag tells the checkpointer which images to fdatasync.
+ *
+ * With the native data path, every open image is also registered with the
+ * native side (`attachNative`), which keeps a dup of its descriptor, the
+ * name its records carry, and its own dirty flag; renames and drops are
+ * mirrored there, and `takeDirty` includes what native writers dirtied.
  */
 import fs from 'node:fs'
 import { isUnder, renamePrefix } from '../core/volume-name.js'
@@ -21,13 +26,25 @@ export class VolumeFile {
   /** In-flight asynchronous users; the fd is closed when this drops to 0 after removal. */
   users = 0
   removed = false
+  /** The native side's slot for this image (0: not registered). */
+  slot = 0
   constructor (public name: string, readonly fd: number, readonly writable: boolean) {}
+}
+
+/** NativeVolumes is what VolumeFiles mirrors to the native data path (lib/fuse/native-path.ts). */
+export interface NativeVolumes {
+  openVolume (fd: number, name: string): number
+  renameVolume (slot: number, name: string): void
+  closeVolume (slot: number): void
+  takeDirty (): number[]
 }
 
 /** VolumeFiles maps volume names to open images. */
 export class VolumeFiles {
   private readonly byName = new Map<string, VolumeFile>()
   private readonly dirtyFiles = new Set<VolumeFile>()
+  private native: NativeVolumes | undefined
+  private readonly bySlot = new Map<number, VolumeFile>()
 
   constructor (private readonly images: ImageDir) {}
 
@@ -46,7 +63,32 @@ export class VolumeFiles {
     }
     f = new VolumeFile(name, fd, writable)
     this.byName.set(name, f)
+    this.register(f)
     return f
+  }
+
+  /** attachNative registers every open image (and those opened later) with the native data path. */
+  attachNative (native: NativeVolumes): void {
+    this.native = native
+    for (const f of this.byName.values()) this.register(f)
+  }
+
+  /** detachNative stops mirroring (the native side is closed). */
+  detachNative (): void {
+    this.native = undefined
+    for (const f of this.bySlot.values()) f.slot = 0
+    this.bySlot.clear()
+  }
+
+  private register (f: VolumeFile): void {
+    if (!this.native || f.slot !== 0) return
+    f.slot = this.native.openVolume(f.fd, f.name)
+    this.bySlot.set(f.slot, f)
+  }
+
+  /** bySlotOf returns the open image registered under a native slot. */
+  bySlotOf (slot: number): VolumeFile | undefined {
+    return this.bySlot.get(slot)
   }
 
   /** peek returns the open image of `name` if it is open, without opening it. */
@@ -61,6 +103,7 @@ export class VolumeFiles {
     if (old) this.drop(old)
     const f = new VolumeFile(name, fd, true)
     this.byName.set(name, f)
+    this.register(f)
     return f
   }
 
@@ -86,6 +129,10 @@ export class VolumeFiles {
 
   /** takeDirty returns the images written since the last call and clears their flags. */
   takeDirty (): VolumeFile[] {
+    for (const slot of this.native?.takeDirty() ?? []) {
+      const f = this.bySlot.get(slot)
+      if (f && !f.removed) this.dirtyFiles.add(f)
+    }
     const out = [...this.dirtyFiles]
     this.dirtyFiles.clear()
     for (const f of out) f.dirty = false
@@ -108,6 +155,7 @@ export class VolumeFiles {
       const replaced = this.byName.get(f.name)
       if (replaced) this.drop(replaced)
       this.byName.set(f.name, f)
+      if (f.slot !== 0) this.native?.renameVolume(f.slot, f.name)
     }
   }
 
@@ -130,6 +178,10 @@ export class VolumeFiles {
     if (this.byName.get(f.name) === f) this.byName.delete(f.name)
     this.dirtyFiles.delete(f)
     f.removed = true
+    if (f.slot !== 0) {
+      this.native?.closeVolume(f.slot)
+      this.bySlot.delete(f.slot)
+    }
     if (f.users === 0) this.images.closeSync(f.fd)
   }
 }
