@@ -40,12 +40,23 @@ export function regionSpans (offset: number, length: number, regionSize: number)
 export const CHUNK_BYTES = 4096
 const CHUNK_BITS = CHUNK_BYTES * 8
 
+/**
+ * BitmapMirror follows every change of a bitmap (the native data path keeps
+ * a copy of a DR's presence maps to know which reads it may serve).
+ */
+export interface BitmapMirror {
+  set (from: number, to: number, on: boolean): void
+  resize (regions: number): void
+  load (bits: Uint8Array, regions: number): void
+}
+
 /** RegionBitmap is a growable bitset with a population count and dirty chunks. */
 export class RegionBitmap {
   private bits: Uint8Array
   private count = 0
   private size: number
   private readonly dirtyChunks = new Set<number>()
+  private mirror: BitmapMirror | undefined
 
   constructor (regions = 0) {
     this.size = regions
@@ -61,6 +72,12 @@ export class RegionBitmap {
     return i < this.size && (this.bits[i >> 3]! & (1 << (i & 7))) !== 0
   }
 
+  /** attach makes `mirror` follow this bitmap from now on (it gets the whole of it first). */
+  attach (mirror: BitmapMirror): void {
+    this.mirror = mirror
+    mirror.load(this.bits, this.size)
+  }
+
   set (i: number, on = true): void {
     if (i >= this.size) this.resize(i + 1)
     const byte = i >> 3
@@ -70,17 +87,32 @@ export class RegionBitmap {
     this.bits[byte] = on ? this.bits[byte]! | mask : this.bits[byte]! & ~mask
     this.count += on ? 1 : -1
     this.dirtyChunks.add(Math.floor(i / CHUNK_BITS))
+    this.mirror?.set(i, i + 1, on)
   }
 
   /** setRange sets or clears regions [from, to). */
   setRange (from: number, to: number, on = true): void {
-    for (let i = from; i < to; i++) this.set(i, on)
+    if (to <= from) return
+    if (to > this.size) this.resize(to)
+    this.quietly(() => { for (let i = from; i < to; i++) this.set(i, on) })
+    this.mirror?.set(from, to, on)
+  }
+
+  /** quietly makes changes the mirror is told of afterwards, in one call. */
+  private quietly (fn: () => void): void {
+    const m = this.mirror
+    this.mirror = undefined
+    try {
+      fn()
+    } finally {
+      this.mirror = m
+    }
   }
 
   /** resize grows or shrinks the map; new regions are clear. */
   resize (regions: number): void {
     if (regions < this.size) {
-      for (let i = regions; i < this.size; i++) this.set(i, false)
+      this.quietly(() => { for (let i = regions; i < this.size; i++) this.set(i, false) })
     }
     const need = Math.ceil(regions / 8)
     if (need > this.bits.length) {
@@ -91,7 +123,9 @@ export class RegionBitmap {
     if (regions !== this.size) {
       for (let c = Math.floor(Math.min(regions, this.size) / CHUNK_BITS); c <= Math.floor(Math.max(regions, this.size) / CHUNK_BITS); c++) this.dirtyChunks.add(c)
     }
+    const changed = regions !== this.size
     this.size = regions
+    if (changed) this.mirror?.resize(regions)
   }
 
   /** next returns the first index >= `from` whose bit equals `value`, or -1. */
@@ -132,5 +166,6 @@ export class RegionBitmap {
       this.bits[idx >> 3] ^= 1 << (idx & 7)
       this.count += on ? 1 : -1
     }
+    this.mirror?.load(this.bits, this.size)
   }
 }

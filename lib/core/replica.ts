@@ -61,6 +61,9 @@ export class Replica {
    * primary read it.
    */
   private readonly versions = new Map<number, number>()
+  /** Told of every presence map made (a DR's native data path mirrors them) and forgotten. */
+  onTrack: ((volume: number, map: RegionBitmap) => void) | undefined
+  onForget: ((volume: number) => void) | undefined
 
   constructor (readonly regionSize: number, private readonly image: ReplicaImage) {}
 
@@ -72,6 +75,7 @@ export class Replica {
     const map = new RegionBitmap(regionCount(this.image.size(volume), this.regionSize))
     if (present) map.setRange(0, map.length)
     this.maps.set(volume, map)
+    this.onTrack?.(volume, map)
     return map
   }
 
@@ -86,6 +90,7 @@ export class Replica {
   forget (volume: number): void {
     this.maps.delete(volume)
     this.rule.forgetVolume(volume)
+    this.onForget?.(volume)
   }
 
   /** version is the seq a region last changed at in this process (0 if not since start). */

@@ -5,6 +5,10 @@
  * mount run in the thread pool and could overlap it. Readers hold the lock
  * shared for their pread; an apply takes it exclusively: it waits for the
  * reads in progress, holds new ones back, applies, and lets them go.
+ *
+ * Native reads (the native data path, on FUSE threads) take the native
+ * side's own readers-writer lock; an apply takes that one too, for the
+ * whole group (`native`).
  */
 
 /** ApplyLock is a small readers-writer lock favouring the writer (groups keep flowing). */
@@ -13,6 +17,8 @@ export class ApplyLock {
   private writing = false
   private readonly writers: Array<() => void> = []
   private readonly waitingReaders: Array<() => void> = []
+  /** The native readers' lock, taken exclusively around every apply. */
+  native: { applyBegin (): void, applyEnd (): void } | undefined
 
   /** read runs `fn` while no group is being applied. */
   async read<T> (fn: () => Promise<T>): Promise<T> {
@@ -30,9 +36,12 @@ export class ApplyLock {
   async write<T> (fn: () => T): Promise<T> {
     if (this.writing || this.readers > 0) await new Promise<void>(resolve => this.writers.push(resolve))
     this.writing = true
+    const native = this.native
+    native?.applyBegin()
     try {
       return fn()
     } finally {
+      native?.applyEnd()
       this.writing = false
       this.next()
     }

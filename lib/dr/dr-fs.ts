@@ -8,6 +8,10 @@
  * default) never sees half a group; with `asyncReads` the read runs in the
  * thread pool holding the apply lock shared instead. A reader that goes on
  * where it stopped is sequential: the next regions are fetched ahead.
+ *
+ * With the native data path, reads of present regions on handles bound to
+ * the native side are served on FUSE threads and never arrive here; only
+ * reads that need a fetch do.
  */
 import fs from 'node:fs'
 import { regionSpans } from '../core/region-map.js'
@@ -23,10 +27,24 @@ import type { Fetcher } from './fetcher.js'
 /** O_ACCMODE masks the access mode of open flags (not in Node's fs.constants). */
 const O_ACCMODE = 3
 
+/** NativeDrHandles binds FUSE handles to native volume slots tied to presence maps. */
+export interface NativeDrHandles {
+  bind (slot: number): number
+  unbind (fh: number): void
+  setVolumeId (slot: number, id: number): void
+}
+
 /** DrFs implements VolumeFs for a DR node. */
 export class DrFs implements VolumeFs {
   private readonly handles = new Map<number, { name: string, nextRead: number }>()
-  private nextHandle = 1
+  /** JavaScript's own handles start high: native ones are small numbers. */
+  private nextHandle = 1 << 30
+  private native: NativeDrHandles | undefined
+
+  /** attachNative makes new handles native: the native hooks serve their reads of present regions. */
+  attachNative (native: NativeDrHandles | undefined): void {
+    this.native = native
+  }
   /**
    * Read the images in the thread pool (holding the apply lock) rather than
    * on the main thread: for slow disks, where a read would hold up every
@@ -55,13 +73,24 @@ export class DrFs implements VolumeFs {
     if ((flags & O_ACCMODE) !== fs.constants.O_RDONLY || (flags & fs.constants.O_TRUNC) !== 0) throw readOnly()
     const st = await this.images.lstat(name)
     if (st.isDirectory()) throw new VolmirrorError('IS_DIRECTORY', `${name} is a directory`)
-    const h = this.nextHandle++
+    let h: number
+    const slot = this.native ? this.files.get(name).slot : 0
+    if (this.native && slot !== 0) {
+      this.native.setVolumeId(slot, this.volumes.get(name)?.id ?? -1)
+      h = this.native.bind(slot)
+    } else {
+      do {
+        h = this.nextHandle++
+        if (this.nextHandle > 0x7fffffff) this.nextHandle = 1 << 30
+      } while (this.handles.has(h))
+    }
     this.handles.set(h, { name, nextRead: -1 })
     return h
   }
 
   async release (_name: string, handle: number): Promise<void> {
     this.handles.delete(handle)
+    if (handle < 1 << 30) this.native?.unbind(handle)
   }
 
   async read (name: string, handle: number, target: Buffer, length: number, position: number): Promise<number> {
@@ -77,7 +106,10 @@ export class DrFs implements VolumeFs {
         if (!this.replica.present(v.id, s.region)) waits.push(this.fetcher.ensure(v.id, s.region, 'read', { start: s.start, end: s.end }))
       }
       const h = this.handles.get(handle)
-      if (h && h.nextRead === position && this.fetcher.readAhead > 0) {
+      // Sequential: on from where the last read here stopped, or (reads of
+      // present regions served natively in between) a little further on.
+      const window = this.native ? (this.fetcher.readAhead + 1) * this.replica.regionSize : 0
+      if (h && h.nextRead >= 0 && position >= h.nextRead && position <= h.nextRead + window && this.fetcher.readAhead > 0) {
         this.fetcher.prefetch(v.id, spans[spans.length - 1]!.region + 1, this.fetcher.readAhead)
       }
       if (h) h.nextRead = position + n

@@ -30,6 +30,8 @@ export class DrVolumes {
   private readonly byId = new Map<number, DrVolume>()
   private readonly level: JsonLevel
   private nextId = 1
+  /** Told whenever a name gets a volume id or loses it (-1): native reads check presence by id. */
+  onBind: ((name: string, id: number) => void) | undefined
 
   constructor (private readonly store: StateStore) {
     this.level = store.json('volumes')
@@ -63,6 +65,7 @@ export class DrVolumes {
     this.byId.set(v.id, v)
     void this.level.put(name, v)
     void this.store.putMeta('nextVolumeId', this.nextId)
+    this.onBind?.(name, v.id)
     return v
   }
 
@@ -93,6 +96,7 @@ export class DrVolumes {
       if (replaced) this.byId.delete(replaced.id)
       this.byName.set(v.name, v)
       void this.level.put(v.name, v)
+      this.onBind?.(v.name, v.id)
     }
     return moved
   }
@@ -104,6 +108,7 @@ export class DrVolumes {
     this.byName.delete(name)
     this.byId.delete(v.id)
     void this.level.del(name)
+    this.onBind?.(name, -1)
     return v
   }
 }

@@ -186,7 +186,7 @@ export class NativeMount {
   /** closeVolume forgets a volume; ops on handles still bound to it go to JavaScript. */
   closeVolume (slot: number): void { if (!this.closed) this.b.volumeClose(this.m, slot) }
   /** setVolumeId ties a DR volume's image to its presence map (-1: none, reads go to JavaScript). */
-  setVolumeId (slot: number, id: number): void { this.b.volumeSetId(this.m, slot, id) }
+  setVolumeId (slot: number, id: number): void { if (!this.closed) this.b.volumeSetId(this.m, slot, id) }
   /** version is the seqlock version of [offset, offset + length): the seq of the last native write that began there. */
   version (slot: number, offset: number, length: number): number { return this.b.volumeVersion(this.m, slot, offset, length) }
   /** takeDirty returns the slots written natively since the last call. */
@@ -207,11 +207,11 @@ export class NativeMount {
   }
 
   // DR presence (see native/src/dr.h).
-  applyBegin (): void { this.b.drApplyBegin(this.m) }
-  applyEnd (): void { this.b.drApplyEnd(this.m) }
-  presenceSet (id: number, from: number, to: number, on: boolean): void { this.b.drSet(this.m, id, from, to, on) }
-  presenceResize (id: number, regions: number): void { this.b.drResize(this.m, id, regions) }
-  presenceLoad (id: number, bits: Uint8Array, regions: number): void { this.b.drLoad(this.m, id, bits, regions) }
+  applyBegin (): void { if (!this.closed) this.b.drApplyBegin(this.m) }
+  applyEnd (): void { if (!this.closed) this.b.drApplyEnd(this.m) }
+  presenceSet (id: number, from: number, to: number, on: boolean): void { if (!this.closed) this.b.drSet(this.m, id, from, to, on) }
+  presenceResize (id: number, regions: number): void { if (!this.closed) this.b.drResize(this.m, id, regions) }
+  presenceLoad (id: number, bits: Uint8Array, regions: number): void { if (!this.closed) this.b.drLoad(this.m, id, bits, regions) }
   presenceDrop (id: number): void { if (!this.closed) this.b.drDrop(this.m, id) }
 
   /**

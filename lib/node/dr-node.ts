@@ -28,6 +28,7 @@ import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
 import { VolmirrorError } from '../errors.js'
 import { FuseMount } from '../fuse/mount.js'
+import { defaultDataPath, NativeMount } from '../fuse/native-path.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService, RegisterReply, ResyncPlan, VolumeList } from '../replication/protocol.js'
 import { regionCount } from '../core/region-map.js'
@@ -95,6 +96,8 @@ export interface DrStatus {
   images: string
   state: string
   mount: string
+  /** Who serves the mount's reads, and (native) how many it served and passed to JavaScript (fetches). */
+  dataPath: { mount: 'native' | 'js', native?: { reads: number, readBytes: number, passedReads: number } }
   primary: { label: string, id: string | undefined, journalBytes: number | undefined }
   seq: { applied: number, stored: number, primaryLast: number, durableInImages: number }
   lag: Lag
@@ -133,6 +136,8 @@ export class DrNode {
   private lastResync: { fromSeq: number, dirtyRegions: number, at: string } | undefined
   private served: { url: string, close: () => Promise<void> } | undefined
   private verifyProgress: VerifyProgress | undefined
+  /** The native data path (absent with --data-path js). */
+  native: NativeMount | undefined
 
   private constructor (
     readonly opts: DrOptions,
@@ -183,6 +188,23 @@ export class DrNode {
       if (wasPrimary) codes.invalidateEntries(await journal.entries((await store.getMeta<number>('imageSeq')) ?? 0))
       const replicaFiles = new ReplicaFiles(images, files, volumes, codes)
       const replica = new Replica(store.identity.regionSize, replicaFiles)
+      // The native data path serves reads of present regions: it mirrors
+      // presence (per volume id), and which id each open image has.
+      const native = (opts.dataPath ?? defaultDataPath()) === 'native' ? new NativeMount('dr', store.identity.regionSize) : undefined
+      if (native) {
+        cleanup.unshift(() => { native.stop(); files.detachNative(); native.close() })
+        files.attachNative(native)
+        replica.onTrack = (id, map) => map.attach({
+          set: (from, to, on) => native.presenceSet(id, from, to, on),
+          resize: n => native.presenceResize(id, n),
+          load: (bits, n) => native.presenceLoad(id, bits, n),
+        })
+        replica.onForget = id => native.presenceDrop(id)
+        volumes.onBind = (name, id) => {
+          const f = files.peek(name)
+          if (f && f.slot !== 0) native.setVolumeId(f.slot, id)
+        }
+      }
       const regionStore = new RegionStore(store)
       await regionStore.load(replica, volumes)
       const namespace = new RecordApplier(images, files, {
@@ -191,6 +213,7 @@ export class DrNode {
       })
       const applier = new DrApplier(replica, volumes, namespace, log, codes, id => { void regionStore.forget(id) })
       const lock = new ApplyLock()
+      if (native) lock.native = native
       const fetcher = new Fetcher(opts.primary, replica, volumes, log, {
         timeoutMs: opts.fetchTimeoutMs ?? 30_000,
         readAhead: opts.readAhead ?? 4,
@@ -247,15 +270,18 @@ export class DrNode {
         lastWriteAt: () => replicaFiles.lastWriteAt,
       }, log, { bytesPerSecond: opts.codesRate ?? 64 * 1024 * 1024 })
       const dfs = new DrFs(images, files, volumes, replica, fetcher, lock)
+      dfs.attachNative(native)
       dfs.asyncReads = opts.asyncReads ?? false
       const mount = new FuseMount(opts.mount, dfs, {
         log,
         directIo: true, // files change under readers when groups are applied
+        ...(native ? { nativeHooks: native.hooks() } : {}),
         opTimeoutMs: (opts.fetchTimeoutMs ?? 30_000) + 30_000,
         fsname: `volmirror-dr:${path.basename(images.root)}`,
       })
       const control = new ControlServer(store.dir, log)
       node = new DrNode(opts, store, images, journal, files, volumes, replica, regionStore, follower, fetcher, hydrator, checkpointer, mount, control)
+      node.native = native
       node.codes = codes
       node.keeper = keeper
       await mount.mount()
@@ -552,6 +578,7 @@ export class DrNode {
       images: this.images.root,
       state: this.store.dir,
       mount: this.mount.mountPoint,
+      dataPath: { mount: this.mount.dataPath, ...(this.native ? { native: this.nativeStats(this.native) } : {}) },
       primary: { label: this.opts.primaryLabel ?? '', id: this.follower.state?.primaryId, journalBytes: this.primaryJournalBytes },
       seq: { applied, stored: this.journal.lastSeq, primaryLast: lag.primaryLastSeq, durableInImages: this.checkpointer.imageSeq },
       lag,
@@ -575,6 +602,11 @@ export class DrNode {
     }
   }
 
+  private nativeStats (n: NativeMount): { reads: number, readBytes: number, passedReads: number } {
+    const s = n.stats()
+    return { reads: s.reads, readBytes: s.readBytes, passedReads: s.passedReads }
+  }
+
   /** close stops following and hydrating, unmounts, checkpoints and closes the state; safe to call twice. */
   close (): Promise<void> {
     this.closing ??= this.doClose()
@@ -592,10 +624,14 @@ export class DrNode {
     await this.follower.stop()
     await this.fetcher.close()
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
+    // No native read is in flight after this; presence changes go nowhere.
+    this.native?.stop()
     this.checkpointer.stop()
     await this.checkpointer.run().catch(err => log.warn('node.close_step_failed', { step: 'checkpoint', err }))
     await this.journal.close()
     this.files.closeAll()
+    this.files.detachNative()
+    this.native?.close()
     await this.store.close()
     log.info('node.stopped', { role: 'dr', appliedSeq: this.follower.appliedSeq })
   }
