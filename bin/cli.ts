@@ -20,6 +20,7 @@ import { NodeRunner, type PromoteReply } from '../lib/node/node-runner.js'
 import { readToken } from '../lib/http/auth.js'
 import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
+import { DATA_PATHS, defaultDataPath, type DataPath } from '../lib/fuse/native-path.js'
 
 interface CommonOpts { logLevel: LogLevel, logFormat: 'text' | 'json', config?: string }
 
@@ -79,6 +80,12 @@ function tlsOption (o: { tlsCert?: string, tlsKey?: string }): { cert: string, k
   return o.tlsCert !== undefined && o.tlsKey !== undefined ? { cert: o.tlsCert, key: o.tlsKey } : undefined
 }
 
+/** dataPathOption: who serves a node's mount (native hooks on FUSE threads, or JavaScript). */
+function dataPathOption (): Option {
+  return new Option('--data-path <path>', 'who serves reads and writes of the mount: native code on the FUSE threads, or JavaScript (the fallback)')
+    .choices([...DATA_PATHS]).default(defaultDataPath())
+}
+
 function logger (o: CommonOpts, role: string): Logger {
   return new Logger({ level: o.logLevel, format: o.logFormat, base: { node: role } })
 }
@@ -97,14 +104,15 @@ common(program.command('primary'))
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--group-interval <duration>', 'how often a consistency group is closed and offered to DRs', '100ms')
   .option('--journal-limit <size>', 'journal kept for a lagging DR; past it, the oldest records become dirty regions it resyncs', '1G')
-  .option('--async-reads', 'read images on the thread pool instead of the FUSE thread (helps many parallel readers on slow disks)', false)
+  .option('--async-reads', 'with --data-path js: read images on the thread pool instead of the main thread (many parallel readers on slow disks)', false)
+  .addOption(dataPathOption())
   .addHelpText('after', `
 Example:
   volmirror primary --images ./images --state ./state --mount ./mnt --listen 0.0.0.0:7070
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state
   scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, asyncReads: boolean }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, asyncReads: boolean, dataPath: DataPath }) => {
     const regionSize = regionSizeOption(o.regionSize)
     const journalLimit = usage('--journal-limit', () => parseSize(o.journalLimit, '--journal-limit'))
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
@@ -113,7 +121,7 @@ Example:
     const tls = tlsOption(o)
     const log = logger(o, 'primary')
     const runner = await NodeRunner.startPrimary({
-      images: o.images, state: o.state, mount: o.mount, log, checkpointMs,
+      images: o.images, state: o.state, mount: o.mount, log, checkpointMs, dataPath: o.dataPath,
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
@@ -139,7 +147,8 @@ common(program.command('dr'))
   .option('--advertise <url>', 'the URL other nodes reach --listen at (default: from --listen)')
   .option('--tls-cert <file>', 'serve --listen over HTTPS with this certificate (PEM)')
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
-  .option('--async-reads', 'read the copies on the thread pool instead of the FUSE thread (many parallel readers on slow disks)', false)
+  .option('--async-reads', 'with --data-path js: read the copies on the thread pool instead of the main thread (many parallel readers on slow disks)', false)
+  .addOption(dataPathOption())
   .option('--keep-discarded <dir>', 'when this node gives up writes the primary never had (failback), keep their bytes here')
   .option('--discard-local', 'resolve a split brain by overwriting this side with the primary\'s', false)
   .addHelpText('after', `
@@ -148,7 +157,7 @@ Example:
                --primary http://primary:7070 --token-file ./token
   qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
   volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, keepDiscarded?: string, discardLocal: boolean }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, keepDiscarded?: string, discardLocal: boolean, dataPath: DataPath }) => {
     const hydrateRate = usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
     const fetchTimeoutMs = durationOption('--fetch-timeout', o.fetchTimeout)
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
@@ -162,7 +171,7 @@ Example:
     const log = logger(o, 'dr')
     const token = await readToken(o.tokenFile)
     const runner = await NodeRunner.startDr({
-      images: o.images, state: o.state, mount: o.mount, log, checkpointMs,
+      images: o.images, state: o.state, mount: o.mount, log, checkpointMs, dataPath: o.dataPath,
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       tokenFile: o.tokenFile,

@@ -16,6 +16,7 @@ export interface NodeStatusBase {
   role: 'primary' | 'dr'
   epoch: number
   startedAt: string
+  dataPath: { mount: 'native' | 'js', native?: { reads: number, readBytes: number, passedReads: number, passedWrites?: number } }
 }
 
 /** NodeMetrics is one node's registry; the role's metrics are added by primaryMetrics or drMetrics. */
@@ -34,6 +35,17 @@ export class NodeMetrics<S extends NodeStatusBase> {
       return [[{ role: 'primary' }, role === 'primary' ? 1 : 0], [{ role: 'dr' }, role === 'dr' ? 1 : 0]]
     })
     k.gauge('epoch', 'Epoch of the node (bumped at every promotion).', [], async () => (await this.status.get()).epoch)
+    k.gauge('data_path', 'Who serves the mount\'s reads and writes: 1 for the data path in use (native: C on the FUSE threads; js: JavaScript).', ['path'], async () => {
+      const p = (await this.status.get()).dataPath.mount
+      return [[{ path: 'native' }, p === 'native' ? 1 : 0], [{ path: 'js' }, p === 'js' ? 1 : 0]]
+    })
+    const native = async (): Promise<NonNullable<S['dataPath']['native']> | undefined> => (await this.status.get()).dataPath.native
+    k.total('native_reads_total', 'Reads the native data path served on FUSE threads.', [], async () => (await native())?.reads ?? 0)
+    k.total('native_read_bytes_total', 'Bytes the native data path read on FUSE threads.', [], async () => (await native())?.readBytes ?? 0)
+    k.total('native_passed_total', 'Operations the native data path passed to JavaScript (a DR\'s reads of regions to fetch; writes to volumes it does not journal).', ['op'], async () => {
+      const n = await native()
+      return [[{ op: 'read' }, n?.passedReads ?? 0], [{ op: 'write' }, n?.passedWrites ?? 0]]
+    })
     k.gauge('start_time_seconds', 'When this node started (Unix time, seconds).', [], async () => Date.parse((await this.status.get()).startedAt) / 1000)
     const errors = new Counter({
       name: PREFIX + 'errors_total',

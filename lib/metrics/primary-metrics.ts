@@ -24,6 +24,17 @@ export function primaryMetrics (status: () => Promise<PrimaryStatus>, log: Logge
   k.total('journal_indexed_records_total', 'Journal records indexed since the node started (every write, zero, truncate and namespace change).', [], async () => (await s()).journal.batchedRecords)
   k.total('journal_batches_total', 'Journal index batches written since the node started (records / batches is the group commit factor).', [], async () => (await s()).journal.batches)
 
+  const nw = async (): Promise<NonNullable<PrimaryStatus['dataPath']['native']> | undefined> => (await s()).dataPath.native
+  k.total('native_writes_total', 'Writes the native data path journaled and applied on FUSE threads.', [], async () => (await nw())?.writes ?? 0)
+  k.total('native_write_bytes_total', 'Bytes written through the native data path.', [], async () => (await nw())?.writeBytes ?? 0)
+  k.total('native_lock_hold_seconds_total', 'Time native writers spent inside the write critical section (seq, journal append, image write).', [], async () => (await nw())?.holdSeconds ?? 0)
+  k.total('native_lock_wait_seconds_total', 'Time native writers waited to enter the write critical section.', [], async () => (await nw())?.waitSeconds ?? 0)
+  k.total('native_waits_total', 'Times native writers waited for JavaScript, by reason (ring full, no spare segment, paused for a barrier).', ['reason'], async () => {
+    const n = await nw()
+    return [[{ reason: 'ring_full' }, n?.waitsFull ?? 0], [{ reason: 'spare' }, n?.waitsSpare ?? 0], [{ reason: 'paused' }, n?.waitsPaused ?? 0]]
+  })
+  k.gauge('native_pending_records', 'Records native writers journaled that JavaScript has not brought in yet.', [], async () => (await nw())?.pending ?? 0)
+
   k.gauge('region_codes_valid', 'Region checksums currently valid (failback and hydration compare with them instead of reading).', [], async () => (await s()).codes.valid)
   k.gauge('split_brain', '1 while a split brain with a peer is detected (replication stops until an operator resolves it).', [], async () => flag((await s()).splitBrain !== undefined))
 

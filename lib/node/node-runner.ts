@@ -20,7 +20,7 @@ import type { NodeOptions } from './node-options.js'
 import { PrimaryNode, type PrimaryOptions } from './primary-node.js'
 
 /** RunnerConfig is everything either role needs (the CLI's flags). */
-export interface RunnerConfig extends Pick<NodeOptions, 'images' | 'state' | 'mount' | 'log' | 'regionSize' | 'checkpointMs' | 'listen'> {
+export interface RunnerConfig extends Pick<NodeOptions, 'images' | 'state' | 'mount' | 'log' | 'regionSize' | 'checkpointMs' | 'listen' | 'dataPath'> {
   /** Primary role (and a DR once promoted). */
   primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads'>
   tokenFile?: string
@@ -142,6 +142,7 @@ function r0 (cfg: RunnerConfig): PrimaryOptions {
     ...(cfg.checkpointMs !== undefined ? { checkpointMs: cfg.checkpointMs } : {}),
     ...(cfg.listen ? { listen: cfg.listen } : {}),
     ...(cfg.tokenFile ? { tokenFile: cfg.tokenFile } : {}),
+    ...(cfg.dataPath ? { dataPath: cfg.dataPath } : {}),
     ...cfg.primary,
   }
 }
@@ -158,6 +159,7 @@ function d0 (cfg: RunnerConfig, dr: NonNullable<RunnerConfig['dr']>): DrOptions 
     ...(cfg.listen ? { listen: cfg.listen, token } : {}),
     ...(cfg.listen && cfg.primary?.tls ? { tls: cfg.primary.tls } : {}),
     ...(cfg.primary?.asyncReads ? { asyncReads: true } : {}),
+    ...(cfg.dataPath ? { dataPath: cfg.dataPath } : {}),
     ...rest,
   }
 }

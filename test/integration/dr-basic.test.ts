@@ -3,28 +3,14 @@
  * shipping, hydration. The HTTP path is covered by the end-to-end tests.
  */
 import assert from 'node:assert/strict'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { DrNode, type DrStatus } from '../../lib/node/dr-node.js'
-import { defer, trackMount, unmountHard } from '../helpers/cleanup.js'
+import type { DrStatus } from '../../lib/node/dr-node.js'
+import { startDr } from '../helpers/dr.js'
 import { fsop, fsops } from '../helpers/fsop.js'
 import { pattern } from '../helpers/pattern.js'
-import { captureLog, startPrimary, type TestPrimary } from '../helpers/primary.js'
-import { tmpDir } from '../helpers/tmp.js'
+import { startPrimary } from '../helpers/primary.js'
 import { waitFor } from '../helpers/wait.js'
-
-async function startDr (p: TestPrimary, opts: { hydrateRate?: number, fetchTimeoutMs?: number } = {}): Promise<{ node: DrNode, mnt: string, images: string, state: string }> {
-  const root = await tmpDir('dr')
-  const images = path.join(root, 'images')
-  const state = path.join(root, 'state')
-  const mnt = path.join(root, 'mnt')
-  await mkdir(mnt, { recursive: true })
-  trackMount(mnt)
-  const { log } = captureLog()
-  const node = await DrNode.start({ images, state, mount: mnt, primary: p.node.source, log, hydrateRate: opts.hydrateRate ?? 0, pollWaitMs: 2000, ...(opts.fetchTimeoutMs ? { fetchTimeoutMs: opts.fetchTimeoutMs } : {}) })
-  defer(async () => { await node.close(); await unmountHard(mnt) })
-  return { node, mnt, images, state }
-}
 
 describe('DR node (in-process primary)', function () {
   this.timeout(60_000)

@@ -57,7 +57,7 @@ describe('logger observers', () => {
 describe('errors by code', () => {
   it('counts warnings and errors that carry an error code, by code and level', async () => {
     const log = new Logger({ level: 'error', sink: () => {} })
-    const m = new NodeMetrics(async () => ({ role: 'dr' as const, epoch: 3, startedAt: new Date(0).toISOString() }), log.child({ node: 'dr' }))
+    const m = new NodeMetrics(async () => ({ role: 'dr' as const, epoch: 3, startedAt: new Date(0).toISOString(), dataPath: { mount: 'native' as const } }), log.child({ node: 'dr' }))
     log.warn('fetch.retrying', { err: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) })
     log.warn('fetch.retrying', { err: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) })
     log.error('fetch.failed', { err: new VolmirrorError('PEER_UNREACHABLE', 'cannot fetch') })
