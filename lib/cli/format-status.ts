@@ -16,7 +16,8 @@ export function formatStatus (s: { role: string } & Record<string, unknown>): st
 function formatDr (s: DrStatus): string {
   const lines: string[] = []
   lines.push(`volmirror DR  (node ${s.nodeId.slice(0, 8)}, epoch ${s.epoch}, pid ${s.pid}, up since ${s.startedAt})`)
-  lines.push(`  mount    ${s.mount}   (read-only; ${dataPathLine(s.dataPath)})`)
+  lines.push(`  mount    ${s.mount}   (read-only)`)
+  lines.push(`  data     ${dataPathLine(s.dataPath)}`)
   lines.push(`  images   ${s.images}`)
   lines.push(`  state    ${s.state}   region size ${formatBytes(s.regionSize)}`)
   const link = s.lag.connected ? 'connected' : `NOT connected${s.lag.lastError ? ` (${s.lag.lastError})` : ''}`
@@ -54,7 +55,8 @@ function formatDr (s: DrStatus): string {
 function formatPrimary (s: PrimaryStatus): string {
   const lines: string[] = []
   lines.push(`volmirror primary  (node ${s.nodeId.slice(0, 8)}, epoch ${s.epoch}, pid ${s.pid}, up since ${s.startedAt})`)
-  lines.push(`  mount    ${s.mount}   (${dataPathLine(s.dataPath)})`)
+  lines.push(`  mount    ${s.mount}`)
+  lines.push(`  data     ${dataPathLine(s.dataPath)}`)
   lines.push(`  images   ${s.images}`)
   lines.push(`  state    ${s.state}   region size ${formatBytes(s.regionSize)}`)
   if (s.listen) lines.push(`  listen   ${s.listen}`)
@@ -87,5 +89,5 @@ function formatPrimary (s: PrimaryStatus): string {
 /** dataPathLine says who serves a mount's reads and writes. */
 function dataPathLine (d: { mount: 'native' | 'js' } | undefined): string {
   if (!d) return 'data path unknown'
-  return d.mount === 'native' ? 'native data path' : 'JavaScript data path'
+  return d.mount === 'native' ? 'native data path (reads and writes served on the FUSE threads)' : 'JavaScript data path (--data-path js)'
 }

@@ -14,7 +14,7 @@ import { tmpDir } from './tmp.js'
 export interface TestDr { node: DrNode, mnt: string, images: string, state: string }
 
 /** startDr starts a DR of `p` on fresh directories (hydration off unless asked). */
-export async function startDr (p: TestPrimary, opts: { hydrateRate?: number, fetchTimeoutMs?: number } = {}): Promise<TestDr> {
+export async function startDr (p: TestPrimary, opts: { hydrateRate?: number, fetchTimeoutMs?: number, dataPath?: 'native' | 'js' } = {}): Promise<TestDr> {
   const root = await tmpDir('dr')
   const images = path.join(root, 'images')
   const state = path.join(root, 'state')
@@ -22,7 +22,7 @@ export async function startDr (p: TestPrimary, opts: { hydrateRate?: number, fet
   await mkdir(mnt, { recursive: true })
   trackMount(mnt)
   const { log } = captureLog()
-  const node = await DrNode.start({ images, state, mount: mnt, primary: p.node.source, log, hydrateRate: opts.hydrateRate ?? 0, pollWaitMs: 2000, ...(opts.fetchTimeoutMs ? { fetchTimeoutMs: opts.fetchTimeoutMs } : {}) })
+  const node = await DrNode.start({ images, state, mount: mnt, primary: p.node.source, log, hydrateRate: opts.hydrateRate ?? 0, pollWaitMs: 2000, ...(opts.fetchTimeoutMs ? { fetchTimeoutMs: opts.fetchTimeoutMs } : {}), ...(opts.dataPath ? { dataPath: opts.dataPath } : {}) })
   defer(async () => { await node.close(); await unmountHard(mnt) })
   return { node, mnt, images, state }
 }

@@ -28,7 +28,7 @@ describe('native data path under pressure (in-process primary and DR)', function
     const span = 6 * MiB
     for (const [i, n] of names.entries()) await writeFile(path.join(p.images, n), pattern(40 + i, 8 * MiB))
     // Slow hydration, so that fetches and the writers overlap.
-    const dr = await startDr(p, { hydrateRate: 12 * MiB })
+    const dr = await startDr(p, { hydrateRate: 12 * MiB, dataPath: 'native' })
     await waitFor('DR to register', async () => (await dr.node.status()).volumes.length === names.length, 20_000)
     const fhs = names.map(n => native!.bind(p.node.files.get(n).slot))
 
