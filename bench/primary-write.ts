@@ -24,7 +24,7 @@ import path from 'node:path'
 import { ddCommand, ddWrite, type DdWrite } from './lib/dd.js'
 import { fioArgs, runFio, type FioJob } from './lib/fio.js'
 import { createTarget, warm, writeRandomFile } from './lib/files.js'
-import { readFile } from 'node:fs/promises'
+import { sampleRss } from './lib/rss.js'
 import { bindfs, native, passthrough, volmirror, volmirrorJs, type Setup } from './lib/setups.js'
 import { median } from './lib/stats.js'
 import { dropCaches, syncAll } from './lib/system.js'
@@ -95,30 +95,6 @@ const METRICS: Metric[] = [
 /** RSS_ID is the pseudo-metric of a setup's peak resident memory over all its metrics. */
 const RSS_ID = 'rss'
 
-/** rssMiB reads a process's resident set size (VmRSS) in MiB; NaN once it is gone. */
-async function rssMiB (pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(text)
-  return m ? Number(m[1]) / 1024 : NaN
-}
-
-/** sampleRss samples a process's RSS every 200 ms until stopped; returns the peak and the first and last samples. */
-function sampleRss (pid: number): () => Promise<{ peak: number, first: number, last: number }> {
-  const seen: number[] = []
-  let stopped = false
-  const loop = (async () => {
-    while (!stopped) {
-      const v = await rssMiB(pid)
-      if (Number.isFinite(v)) seen.push(v)
-      await new Promise(resolve => setTimeout(resolve, 200))
-    }
-  })()
-  return async () => {
-    stopped = true
-    await loop
-    return { peak: Math.max(...seen), first: seen[0] ?? NaN, last: seen[seen.length - 1] ?? NaN }
-  }
-}
 
 async function measure (m: Metric, env: Env): Promise<number> {
   if (m.dd) return await ddWrite(m.dd(env))

@@ -8,12 +8,14 @@ import { drColdRead } from './dr-cold-read.js'
 import { drFirstRead } from './dr-first-read.js'
 import { drInitialSync } from './dr-initial-sync.js'
 import { drLag } from './dr-lag.js'
+import { drPresentRead } from './dr-present-read.js'
 import { drResync } from './dr-resync.js'
 import { primaryWrite } from './primary-write.js'
 
 /** benchmarks are run by default, all of them, in this order. */
 export const benchmarks: Benchmark[] = [
   primaryWrite,
+  drPresentRead,
   drColdRead,
   drFirstRead,
   drInitialSync,

@@ -13,7 +13,11 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 # 2. OS packages. Runtime: libfuse2 (fuse-native links it) and fuse3 (fusermount).
 #    Tests and the demo drive real tools: fio, qemu-img, mkfs/fsck, cmp.
+#    The native data path (native/) and fuse-native are built from source by
+#    node-gyp: a C compiler, make and python3.
 pkgs="libfuse2 fuse3 fio qemu-utils e2fsprogs rsync"
+command -v cc >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || pkgs="$pkgs build-essential"
+command -v python3 >/dev/null 2>&1 || pkgs="$pkgs python3"
 # The tests drive the status page in a real headless Chromium.
 if [ "${1:-}" = "--test" ]; then pkgs="$pkgs chromium"; fi
 if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs bindfs httpfs2 rclone nbdkit nginx-light chromium"; fi

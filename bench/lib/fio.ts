@@ -16,6 +16,8 @@ export interface FioJob {
   runtimeS: number
   /** Bandwidth cap (`--rate`, e.g. '100m'). */
   rate?: string
+  /** Never write (`--readonly`): for read-only mounts. */
+  readonly?: boolean
 }
 
 /** FioResult is the part of fio's report the benchmarks use. */
@@ -35,6 +37,7 @@ export function fioArgs (job: FioJob): string[] {
   if (job.iodepth) a.push(`--iodepth=${job.iodepth}`)
   if (job.direct) a.push('--direct=1')
   if (job.rate) a.push(`--rate=${job.rate}`)
+  if (job.readonly) a.push('--readonly')
   return a
 }
 
