@@ -53,7 +53,7 @@ interface Binding {
   journalAppend (m: unknown, seq: number, parts: Uint8Array[], size: number): [number, number]
   journalState (m: unknown): NativeJournalState
   journalLastSeq (m: unknown): number
-  stop (m: unknown): void
+  stop (m: unknown): number
   close (m: unknown): void
   stats (m: unknown): NativeMountStats
   drApplyBegin (m: unknown): void
@@ -67,6 +67,7 @@ interface Binding {
   hookWrite (m: unknown, fh: number, buf: Uint8Array, offset: number): number
   hammer (m: unknown, fhs: number[], threads: number, writes: number, maxLength: number, span: number, seed: number,
     done: (err: null, failures: number) => void): void
+  writeBehind (fds: number[], done: (err: null, errors: number) => void): void
 }
 
 /** NativeJournalState is the native writers' position and counters. */
@@ -216,11 +217,12 @@ export class NativeMount {
 
   /**
    * stop (after unmount) refuses new hook calls (they go to JavaScript),
-   * fails blocked writers with EIO and waits for the calls in flight; the
-   * journal's last entries can still be drained.
+   * fails blocked writers with EIO and waits (at most 5 s) for the calls in
+   * flight; returns how many are still running. The journal's last entries
+   * can still be drained.
    */
-  stop (): void {
-    if (!this.closed) this.b.stop(this.m)
+  stop (): number {
+    return this.closed ? 0 : this.b.stop(this.m)
   }
 
   /** close stops and frees the native state; safe to call twice. */
@@ -308,6 +310,22 @@ export class NativeJournal {
 
 function u64 (b: Buffer, at: number): number {
   return b.readUInt32LE(at + 4) * 0x100000000 + b.readUInt32LE(at)
+}
+
+/**
+ * writeBehindNative starts the kernel's writeback of the files' dirty pages
+ * without waiting for it (sync_file_range), on a thread-pool thread; resolves
+ * with how many calls failed. undefined when the addon is not built (then
+ * the kernel writes back on its own schedule).
+ */
+export function writeBehindNative (): ((fds: number[]) => Promise<number>) | undefined {
+  let b: Binding
+  try {
+    b = loadNative()
+  } catch {
+    return undefined
+  }
+  return fds => new Promise(resolve => b.writeBehind(fds, (_e, errors) => resolve(errors)))
 }
 
 /** encodeHeadNative is the C encoder's header of a write or zero record (tests pin it to the TypeScript one). */

@@ -28,13 +28,14 @@ import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
 import { VolmirrorError } from '../errors.js'
 import { FuseMount } from '../fuse/mount.js'
-import { defaultDataPath, NativeMount } from '../fuse/native-path.js'
+import { defaultDataPath, NativeMount, writeBehindNative } from '../fuse/native-path.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService, RegisterReply, ResyncPlan, VolumeList } from '../replication/protocol.js'
 import { regionCount } from '../core/region-map.js'
 import { sameVolume } from '../dr/dr-volumes.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
+import { WriteBehind } from '../store/write-behind.js'
 import { ImageDir } from '../store/image-dir.js'
 import { Journal } from '../store/journal.js'
 import { replayJournal } from '../store/replay.js'
@@ -138,6 +139,7 @@ export class DrNode {
   private verifyProgress: VerifyProgress | undefined
   /** The native data path (absent with --data-path js). */
   native: NativeMount | undefined
+  writeBehind: WriteBehind | undefined
 
   private constructor (
     readonly opts: DrOptions,
@@ -300,6 +302,10 @@ export class DrNode {
         const served = node.served = await serveDr(node, opts.listen, opts.token ?? '', opts.tls)
         cleanup.unshift(() => served.close())
       }
+      const writeBehind = new WriteBehind(files, writeBehindNative(), log)
+      node.writeBehind = writeBehind
+      cleanup.unshift(() => writeBehind.stop())
+      writeBehind.start()
       checkpointer.start()
       follower.start()
       hydrator.start()
@@ -625,7 +631,9 @@ export class DrNode {
     await this.fetcher.close()
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
     // No native read is in flight after this; presence changes go nowhere.
-    this.native?.stop()
+    const left = this.native?.stop() ?? 0
+    if (left > 0) log.warn('native.stop_inflight', { calls: left, note: 'hook calls still running 5 s after unmount' })
+    await this.writeBehind?.stop()
     this.checkpointer.stop()
     await this.checkpointer.run().catch(err => log.warn('node.close_step_failed', { step: 'checkpoint', err }))
     await this.journal.close()

@@ -17,7 +17,7 @@ import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
 import { PrimaryHttpServer } from '../http/server.js'
 import { FuseMount } from '../fuse/mount.js'
-import { defaultDataPath, NativeMount } from '../fuse/native-path.js'
+import { defaultDataPath, NativeMount, writeBehindNative } from '../fuse/native-path.js'
 import { NativeWrites } from '../primary/native-writes.js'
 import { observePrimary, type Observability } from './observability.js'
 import type { Logger } from '../log.js'
@@ -28,6 +28,7 @@ import { RegionReader, RegionVersions } from '../primary/region-reader.js'
 import { ReplicationSource, type SplitBrain } from '../primary/replication-source.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
+import { WriteBehind } from '../store/write-behind.js'
 import { ImageDir, type FaultHook } from '../store/image-dir.js'
 import { Journal, type JournalStats } from '../store/journal.js'
 import { replayJournal } from '../store/replay.js'
@@ -164,6 +165,7 @@ export class PrimaryNode {
   codes: RegionCodes | undefined
   /** The native write path (absent with --data-path js). */
   nativeWrites: NativeWrites | undefined
+  writeBehind: WriteBehind | undefined
   /** Metrics and the status page (served on the HTTP endpoint when listening). */
   observability: Observability | undefined
 
@@ -251,6 +253,10 @@ export class PrimaryNode {
       await checkpointer.run()
       checkpointer.start()
       cleanup.unshift(() => checkpointer.stop())
+      // Image writeback spread out between checkpoints (lag, see write-behind.ts).
+      const writeBehind = new WriteBehind(files, writeBehindNative(), log)
+      writeBehind.start()
+      cleanup.unshift(() => writeBehind.stop())
 
       const flags = store.json('flags')
       source.flagged = async () => {
@@ -345,6 +351,7 @@ export class PrimaryNode {
       node.keeper = keeper
       node.codes = codes
       node.nativeWrites = nativeWrites
+      node.writeBehind = writeBehind
       const observability = node.observability = observePrimary(node)
       cleanup.unshift(() => observability.close())
       if (http) http.observability = observability.routes
@@ -506,23 +513,37 @@ export class PrimaryNode {
     clearTimeout(this.peerTimer)
     this.peerTimer = undefined
     for (const c of this.peerClients.values()) await (c as PrimaryClient).close().catch(() => {})
+    const step = (name: string): void => log.debug('node.closing', { step: name })
+    step('control')
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
+    step('http')
     await this.http?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
     this.observability?.close()
+    step('unmount')
     await this.mount.unmount().catch(err => log.warn('node.close_step_failed', { step: 'unmount', err }))
+    step('native')
     try {
       this.nativeWrites?.stop()
     } catch (err) {
       log.warn('node.close_step_failed', { step: 'native', err })
     }
+    step('watcher')
     await this.watcher.close().catch(() => {})
+    step('codes')
     await this.keeper?.stop()
+    step('replication')
     await this.source.close().catch(err => log.warn('node.close_step_failed', { step: 'replication', err }))
+    step('write-behind')
+    await this.writeBehind?.stop()
     this.checkpointer.stop()
+    step('quiesce')
     await this.fs.quiesce().catch(() => {})
+    step('checkpoint')
     await this.checkpointer.run().catch(err => log.warn('node.close_step_failed', { step: 'checkpoint', err }))
+    step('journal')
     await this.journal.close()
     this.files.closeAll()
+    step('state')
     await this.store.close()
     log.info('node.stopped', { role: 'primary', lastSeq: this.journal.lastSeq })
   }

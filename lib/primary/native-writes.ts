@@ -89,7 +89,8 @@ export class NativeWrites implements OffThreadWriters {
     this.stopped = true
     clearTimeout(this.timer)
     this.timer = undefined
-    this.native.stop()
+    const left = this.native.stop()
+    if (left > 0) this.log.warn('native.stop_inflight', { calls: left, note: 'hook calls still running 5 s after unmount' })
     try {
       this.drain()
       this.journal.stopNative()

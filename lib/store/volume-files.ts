@@ -129,14 +129,37 @@ export class VolumeFiles {
 
   /** takeDirty returns the images written since the last call and clears their flags. */
   takeDirty (): VolumeFile[] {
-    for (const slot of this.native?.takeDirty() ?? []) {
-      const f = this.bySlot.get(slot)
-      if (f && !f.removed) this.dirtyFiles.add(f)
-    }
+    this.pollNative()
     const out = [...this.dirtyFiles]
     this.dirtyFiles.clear()
     for (const f of out) f.dirty = false
     return out
+  }
+
+  /** dirtyNow lists the images written since the last takeDirty, without clearing them (write-behind). */
+  dirtyNow (): VolumeFile[] {
+    this.pollNative()
+    return [...this.dirtyFiles]
+  }
+
+  /** pollNative moves what native writers dirtied into the dirty set. */
+  private pollNative (): void {
+    for (const slot of this.native?.takeDirty() ?? []) {
+      const f = this.bySlot.get(slot)
+      if (f && !f.removed) this.markDirty(f)
+    }
+  }
+
+  /** hold keeps an image's fd open (as `use` does) until the returned function is called. */
+  hold (f: VolumeFile): () => void {
+    f.users++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      f.users--
+      if (f.removed && f.users === 0) this.images.closeSync(f.fd)
+    }
   }
 
   /** renamed moves open images after a rename of a file or a directory. */

@@ -6,6 +6,7 @@
  * Arguments are checked by the TypeScript face; here they are only read.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <node_api.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -428,8 +429,7 @@ static napi_value stop_mount (napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
   vm_mount_t *m = mount_arg(env, a.argv[0]);
-  if (m != NULL) vm_mount_stop(m);
-  return undef(env);
+  return make_num(env, m != NULL ? vm_mount_stop(m) : 0);
 }
 
 static napi_value close_mount (napi_env env, napi_callback_info info) {
@@ -662,6 +662,65 @@ static napi_value hammer (napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* --- write-behind ----------------------------------------------------------- */
+
+/*
+ * writeBehind(fds, done): start writeback of every dirty page of these files
+ * (sync_file_range SYNC_FILE_RANGE_WRITE: no wait for completion, no device
+ * flush), on a libuv pool thread; done(null, errors) on the main thread.
+ * Keeps dirty image data from piling up until a checkpoint flushes it all at
+ * once in front of the journal's fdatasyncs. The caller keeps the fds open.
+ */
+typedef struct {
+  int *fds;
+  uint32_t n;
+  int errors;
+  napi_async_work work;
+  napi_ref done;
+} behind_t;
+
+static void behind_execute (napi_env env, void *data) {
+  (void) env;
+  behind_t *b = data;
+  for (uint32_t i = 0; i < b->n; i++) {
+    if (sync_file_range(b->fds[i], 0, 0, SYNC_FILE_RANGE_WRITE) != 0) b->errors++;
+  }
+}
+
+static void behind_complete (napi_env env, napi_status status, void *data) {
+  behind_t *b = data;
+  napi_value fn, argv[2], global;
+  napi_get_reference_value(env, b->done, &fn);
+  napi_get_null(env, &argv[0]);
+  napi_create_int32(env, status == napi_ok ? b->errors : -1, &argv[1]);
+  napi_get_global(env, &global);
+  napi_call_function(env, global, fn, 2, argv, NULL);
+  napi_delete_reference(env, b->done);
+  napi_delete_async_work(env, b->work);
+  free(b->fds);
+  free(b);
+}
+
+static napi_value write_behind (napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  behind_t *b = calloc(1, sizeof(*b));
+  if (b == NULL) return throw_errno(env, ENOMEM, "write-behind");
+  CALL(env, napi_get_array_length(env, a.argv[0], &b->n));
+  b->fds = calloc(b->n ? b->n : 1, sizeof(int));
+  for (uint32_t i = 0; i < b->n; i++) {
+    napi_value el;
+    napi_get_element(env, a.argv[0], i, &el);
+    b->fds[i] = (int) num(env, el);
+  }
+  napi_create_reference(env, a.argv[1], 1, &b->done);
+  napi_value name;
+  napi_create_string_utf8(env, "volmirror-write-behind", NAPI_AUTO_LENGTH, &name);
+  CALL(env, napi_create_async_work(env, NULL, name, behind_execute, behind_complete, b, &b->work));
+  CALL(env, napi_queue_async_work(env, b->work));
+  return undef(env);
+}
+
 /* --- exports ------------------------------------------------------------- */
 
 static napi_value init (napi_env env, napi_value exports) {
@@ -698,6 +757,7 @@ static napi_value init (napi_env env, napi_value exports) {
     FN("hookRead", hook_read),
     FN("hookWrite", hook_write),
     FN("hammer", hammer),
+    FN("writeBehind", write_behind),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

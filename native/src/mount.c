@@ -32,12 +32,18 @@ static void leave (vm_mount_t *m) {
   atomic_fetch_sub(&m->inflight, 1);
 }
 
-void vm_mount_stop (vm_mount_t *m) {
-  if (atomic_exchange(&m->closed, 1)) return;
-  if (m->journal_on) vm_journal_close(&m->journal);
-  /* Hook calls return promptly once closed (blocked writers fail with EIO). */
-  struct timespec tick = { 0, 1000000 };
-  for (int i = 0; atomic_load(&m->inflight) > 0 && i < 30000; i++) nanosleep(&tick, NULL);
+int vm_mount_stop (vm_mount_t *m) {
+  if (!atomic_exchange(&m->closed, 1) && m->journal_on) vm_journal_close(&m->journal);
+  /* Hook calls return promptly once closed (blocked writers fail with EIO); wait at most 5 s. */
+  struct timespec t0, now, tick = { 0, 500000 };
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    int left = atomic_load(&m->inflight);
+    if (left == 0) return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > 5000) return left;
+    nanosleep(&tick, NULL);
+  }
 }
 
 void vm_mount_free (vm_mount_t *m) {

@@ -48,7 +48,8 @@ typedef struct vm_mount {
 
 vm_mount_t *vm_mount_new (int kind, uint32_t region_shift);
 /* vm_mount_stop and vm_mount_free: see above. Main thread, after unmounting. */
-void vm_mount_stop (vm_mount_t *m);
+/* vm_mount_stop returns the hook calls still in flight after waiting (0: none). */
+int vm_mount_stop (vm_mount_t *m);
 void vm_mount_free (vm_mount_t *m);
 
 int vm_hook_read (void *ctx, const char *path, uint64_t fh, char *buf, size_t len, off_t offset);
