@@ -81,6 +81,8 @@ export class Follower {
   private loop: Promise<void> | undefined
   private abort = new AbortController()
   private pending: JournalRecord[] = []
+  /** Releases of lent batches whose records are still pending (see GroupBatch.release). */
+  private lent: Array<() => void> = []
   private readonly lag: Lag = { primaryLastSeq: 0, seq: 0, seconds: 0, lastContact: 0, connected: false }
   /** Age of the oldest pending write as the primary saw it at its last answer (ms), and when that answer came. */
   private pendingAgeMs = 0
@@ -209,6 +211,7 @@ export class Follower {
       // Start over from the primary's current position: everything is
       // compared (hydration); the journal restarts at startSeq.
       this.pending = []
+      this.giveBack()
       // The node looks at what it holds first (an old primary reports the
       // records it is about to discard), then the journal starts over.
       await this.hooks.fullSync(reply)
@@ -226,6 +229,7 @@ export class Follower {
   private async resync (): Promise<void> {
     const plan = await this.service.resync(this.store.identity.nodeId)
     this.pending = []
+    this.giveBack()
     await this.hooks.resync(plan)
     await this.journal.restartAt(plan.fromSeq)
     this.state = { ...this.state!, appliedSeq: plan.fromSeq }
@@ -238,7 +242,7 @@ export class Follower {
     const id = this.store.identity
     const after = Math.max(this.journal.lastSeq, this.appliedSeq)
     const batch = await this.service.groups({
-      nodeId: id.nodeId, after, waitMs: this.opts.waitMs ?? 10_000, maxBytes: this.opts.maxBytes ?? 32 * 1024 * 1024, signal: this.abort.signal,
+      nodeId: id.nodeId, after, waitMs: this.opts.waitMs ?? 10_000, maxBytes: this.opts.maxBytes ?? 16 * 1024 * 1024, signal: this.abort.signal,
     })
     this.lag.connected = true
     this.lag.lastError = undefined
@@ -250,8 +254,20 @@ export class Follower {
       for (const r of batch.records) { this.counters.records++; this.counters.bytes += r.bytes.length }
       this.pending.push(...batch.records)
     }
-    if (this.journal.lastSeq >= batch.groupEnd && batch.groupEnd > this.appliedSeq) await this.applyGroup(batch.groupEnd)
+    if (batch.release) this.lent.push(batch.release)
+    try {
+      if (this.journal.lastSeq >= batch.groupEnd && batch.groupEnd > this.appliedSeq) await this.applyGroup(batch.groupEnd)
+    } finally {
+      this.giveBack()
+    }
     this.noteLag(batch)
+  }
+
+  /** giveBack returns lent batch buffers once no record of theirs is pending. */
+  private giveBack (): void {
+    if (this.pending.length > 0) return
+    for (const r of this.lent) r()
+    this.lent = []
   }
 
   private async applyGroup (end: number): Promise<void> {

@@ -49,6 +49,8 @@ const FRAME_SLACK = 16 * 1024 * 1024
 /** PrimaryClient is a PrimaryService reached over HTTP(S). */
 export class PrimaryClient implements PrimaryService {
   private readonly pool: Pool
+  /** Buffers for group frames, lent to the follower until it releases a batch. */
+  private readonly frames = new FramePool()
   /** Long polls for groups get connections of their own: fetches never queue behind one. */
   private readonly pollPool: Pool
   private readonly prefix: string
@@ -158,8 +160,23 @@ export class PrimaryClient implements PrimaryService {
         await res.body.dump()
         throw new VolmirrorError('PEER_PROTOCOL', `GET /v1/groups: expected ${GROUP_FRAME_TYPE}, got ${type || 'no content type'}`)
       }
-      const batch = decodeGroupFrame(await readAll(res.body, budget + FRAME_SLACK))
-      if (batch.after !== req.after) throw new VolmirrorError('PEER_PROTOCOL', `GET /v1/groups: asked for records after ${req.after}, got a frame after ${batch.after}`)
+      const length = Number(one(res.headers['content-length']))
+      const frame = Number.isSafeInteger(length) && length > 0 && length <= budget + FRAME_SLACK ? this.frames.take(length, budget + FRAME_SLACK) : undefined
+      let batch: GroupBatch
+      try {
+        batch = decodeGroupFrame(frame ? await readInto(res.body, frame, length) : await readAll(res.body, budget + FRAME_SLACK))
+      } catch (err) {
+        if (frame) this.frames.give(frame)
+        throw err
+      }
+      if (frame) {
+        let given = false
+        batch.release = () => { if (!given) { given = true; this.frames.give(frame) } }
+      }
+      if (batch.after !== req.after) {
+        batch.release?.()
+        throw new VolmirrorError('PEER_PROTOCOL', `GET /v1/groups: asked for records after ${req.after}, got a frame after ${batch.after}`)
+      }
       return batch
     })
   }
@@ -259,6 +276,42 @@ function deadline (ms: number, outer?: AbortSignal): { signal: AbortSignal, time
   else outer?.addEventListener('abort', onAbort, { once: true })
   d.clear = () => { clearTimeout(timer); outer?.removeEventListener('abort', onAbort) }
   return d
+}
+
+/**
+ * FramePool lends buffers for group frames, reused once released: a fresh
+ * multi-megabyte buffer costs a page fault per 4 KiB on first touch, which
+ * on some machines made copying frames the DR's main cost.
+ */
+class FramePool {
+  private readonly free: Buffer[] = []
+  constructor (private readonly keep = 3) {}
+
+  /** take lends a buffer of at least `size` bytes; a new one gets `capacity` (the largest frame expected), so that it fits every later frame. */
+  take (size: number, capacity: number): Buffer {
+    const i = this.free.findIndex(b => b.length >= size)
+    if (i >= 0) return this.free.splice(i, 1)[0]!
+    return Buffer.allocUnsafeSlow(Math.max(size, capacity))
+  }
+
+  give (b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b)
+  }
+}
+
+/** readInto reads a body of exactly `length` bytes into `buf` (PEER_PROTOCOL otherwise); returns the filled view. */
+async function readInto (body: Body, buf: Buffer, length: number): Promise<Buffer> {
+  let at = 0
+  for await (const c of body as AsyncIterable<Buffer>) {
+    if (at + c.length > length) {
+      body.destroy()
+      throw new VolmirrorError('PEER_PROTOCOL', `reply body longer than its content-length ${length}`)
+    }
+    c.copy(buf, at)
+    at += c.length
+  }
+  if (at !== length) throw new VolmirrorError('PEER_PROTOCOL', `reply body of ${at} bytes, content-length ${length}`)
+  return buf.subarray(0, length)
 }
 
 /** readAll collects a body of at most `limit` bytes (PEER_PROTOCOL past it). */

@@ -28,7 +28,7 @@ import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
 import { VolmirrorError } from '../errors.js'
 import { FuseMount } from '../fuse/mount.js'
-import { defaultDataPath, NativeMount, writeBehindNative } from '../fuse/native-path.js'
+import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../fuse/native-path.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService, RegisterReply, ResyncPlan, VolumeList } from '../replication/protocol.js'
 import { regionCount } from '../core/region-map.js'
@@ -161,6 +161,7 @@ export class DrNode {
   /** start brings a DR up; on failure everything it opened is closed again. */
   static async start (opts: DrOptions): Promise<DrNode> {
     const log = opts.log
+    tuneMemory()
     await mkdir(opts.images, { recursive: true })
     const images = new ImageDir(opts.images)
     await images.check()

@@ -17,7 +17,7 @@ import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
 import { PrimaryHttpServer } from '../http/server.js'
 import { FuseMount } from '../fuse/mount.js'
-import { defaultDataPath, NativeMount, writeBehindNative } from '../fuse/native-path.js'
+import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../fuse/native-path.js'
 import { NativeWrites } from '../primary/native-writes.js'
 import { observePrimary, type Observability } from './observability.js'
 import type { Logger } from '../log.js'
@@ -172,6 +172,7 @@ export class PrimaryNode {
   /** start brings a primary up; on failure everything it opened is closed again. */
   static async start (opts: PrimaryOptions): Promise<PrimaryNode> {
     const log = opts.log
+    tuneMemory()
     const images = new ImageDir(opts.images, opts.faults ? { faults: opts.faults } : {})
     await images.check()
     const store = await StateStore.open(opts.state, {

@@ -59,6 +59,13 @@ interface Waiter { after: number, wake: () => void }
 /** ReplicationSource implements PrimaryService in the primary's process. */
 export class ReplicationSource implements PrimaryService {
   private groupEnd = 0
+  /**
+   * The group boundaries closed recently, ascending (the last is groupEnd).
+   * A batch cut by its byte budget is cut further back to the last boundary
+   * it holds, so a DR that is behind applies group after group as they
+   * arrive instead of storing everything until it reaches the newest one.
+   */
+  private boundaries: number[] = []
   private timer: NodeJS.Timeout | undefined
   private ticking: Promise<void> = Promise.resolve()
   private waiters = new Set<Waiter>()
@@ -104,6 +111,7 @@ export class ReplicationSource implements PrimaryService {
       map.loadChunk(chunk, bytes)
     }
     this.groupEnd = this.journal.indexedSeq
+    this.boundary(this.groupEnd)
     const tick = (): void => {
       this.timer = setTimeout(() => {
         this.ticking = this.closeGroup().catch(err => this.log.error('group.close_failed', { err })).finally(() => { if (this.timer) tick() })
@@ -238,6 +246,7 @@ export class ReplicationSource implements PrimaryService {
     if (this.registry.size > 0) await this.journal.sync()
     if (end <= this.groupEnd) return
     this.groupEnd = end
+    this.boundary(end)
     for (const w of [...this.waiters]) if (w.after < end) w.wake()
   }
 
@@ -340,6 +349,7 @@ export class ReplicationSource implements PrimaryService {
       await this.journal.indexed()
       startSeq = this.journal.indexedSeq
       this.groupEnd = Math.max(this.groupEnd, startSeq)
+      this.boundary(this.groupEnd)
     }
     const rec: DrRecord = {
       nodeId: r.nodeId, epoch: r.epoch, startSeq, ackedSeq: inBitmap && canResume ? known!.ackedSeq : startSeq, registeredAt: known?.registeredAt ?? now, lastSeenAt: now,
@@ -381,15 +391,52 @@ export class ReplicationSource implements PrimaryService {
       await this.waitForGroup(req.after, Math.min(req.waitMs!, LIMITS.maxWaitMs), req.signal)
     }
     const maxBytes = Math.min(req.maxBytes ?? LIMITS.maxGroupBytes, LIMITS.maxGroupBytes)
-    const records = this.groupEnd > req.after ? await this.journal.read(req.after, { upto: this.groupEnd, maxBytes }) : []
+    const end = this.groupEnd
+    let records = end > req.after ? await this.journal.read(req.after, { upto: end, maxBytes }) : []
+    let groupEnd = Math.max(end, req.after)
+    const last = records.length > 0 ? records[records.length - 1]!.seq : req.after
+    if (last < end) {
+      // Cut by the budget: end the batch at the last whole group it holds.
+      const b = this.lastBoundaryIn(req.after, last)
+      if (b !== undefined) {
+        records = records.slice(0, b - req.after)
+        groupEnd = b
+      }
+    }
     return {
       after: req.after,
       records,
-      groupEnd: Math.max(this.groupEnd, req.after),
+      groupEnd,
       lastSeq: this.journal.lastSeq,
       time: Date.now(),
       oldestPendingTs: await this.tsOf(req.after + 1),
     }
+  }
+
+  /** boundary notes a closed group's end; boundaries no DR can still ask about are dropped. */
+  private boundary (seq: number): void {
+    const last = this.boundaries[this.boundaries.length - 1]
+    if (last !== undefined && seq <= last) return
+    this.boundaries.push(seq)
+    if (this.boundaries.length > 4096) {
+      const floor = Math.min(this.journal.firstSeq - 1, this.trimLimit())
+      let k = 0
+      while (k < this.boundaries.length - 1 && this.boundaries[k]! < floor) k++
+      this.boundaries = this.boundaries.slice(Math.max(k, this.boundaries.length - 100_000))
+    }
+  }
+
+  /** lastBoundaryIn is the highest group boundary in (after, upto], if any. */
+  private lastBoundaryIn (after: number, upto: number): number | undefined {
+    let lo = 0
+    let hi = this.boundaries.length - 1
+    let found: number | undefined
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const b = this.boundaries[mid]!
+      if (b <= upto) { found = b; lo = mid + 1 } else hi = mid - 1
+    }
+    return found !== undefined && found > after ? found : undefined
   }
 
   async ack (nodeId: string, seq: number): Promise<void> {

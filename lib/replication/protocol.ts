@@ -151,6 +151,12 @@ export interface GroupBatch {
   time: number
   /** Timestamp of the oldest record the DR does not have yet (0 if none): the RPO is `time - oldestPendingTs`. */
   oldestPendingTs: number
+  /**
+   * When set, `records` are views into a buffer the service lends: call it
+   * once none of them is needed any more (stored and applied), and the
+   * buffer is reused for a later batch.
+   */
+  release?: () => void
 }
 
 /** GroupRequest bounds one wait for groups. */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <node_api.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -320,19 +321,25 @@ static napi_value journal_drain (napi_env env, napi_callback_info info) {
   vm_mount_t *m = mount_arg(env, a.argv[0]);
   if (m == NULL) return NULL;
   if (!m->journal_on) { napi_value n; napi_get_null(env, &n); return n; }
-  uint32_t cap = m->journal.cap;
-  vm_entry_t *tmp = malloc((size_t) cap * sizeof(vm_entry_t));
-  if (tmp == NULL) return throw_errno(env, ENOMEM, "drain");
-  uint32_t n = vm_journal_drain(&m->journal, tmp, cap);
+  /* Sized by a look at the count; entries pushed meanwhile wait for the next drain. */
+  pthread_mutex_lock(&m->journal.mu);
+  uint32_t want = m->journal.count;
+  pthread_mutex_unlock(&m->journal.mu);
   napi_value out;
-  if (n == 0) {
+  if (want == 0) {
+    atomic_store(&m->journal.wake_pending, 0);
     napi_get_null(env, &out);
-  } else if (napi_create_buffer_copy(env, (size_t) n * sizeof(vm_entry_t), tmp, NULL, &out) != napi_ok) {
-    free(tmp);
-    throw_last(env);
-    return NULL;
+    return out;
   }
-  free(tmp);
+  void *data = NULL;
+  CALL(env, napi_create_buffer(env, (size_t) want * sizeof(vm_entry_t), &data, &out));
+  uint32_t n = vm_journal_drain(&m->journal, data, want);
+  if (n < want) {
+    /* Only a concurrent drain could take entries: not done (main thread only). */
+    napi_value slice;
+    napi_create_buffer_copy(env, (size_t) n * sizeof(vm_entry_t), data, NULL, &slice);
+    return slice;
+  }
   return out;
 }
 
@@ -721,6 +728,25 @@ static napi_value write_behind (napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* --- memory ----------------------------------------------------------------- */
+
+/*
+ * tuneMalloc(): keep freed buffers for reuse. By default glibc serves large
+ * allocations (a group frame, a segment read, a drained ring) with a fresh
+ * mmap and unmaps them when freed, so every next one takes a page fault per
+ * 4 KiB touched (measured here: filling fresh 8 MiB buffers ran at 0.6 GB/s,
+ * reused ones at 20 GB/s). Allocations under 32 MiB (glibc's ceiling for
+ * this) now come from the heap, and the heap is trimmed only past 512 MiB of
+ * free space: resident memory is the high-water mark of what was in use.
+ */
+static napi_value tune_malloc (napi_env env, napi_callback_info info) {
+  (void) info;
+  int ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) && mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+  napi_value out;
+  napi_get_boolean(env, ok, &out);
+  return out;
+}
+
 /* --- exports ------------------------------------------------------------- */
 
 static napi_value init (napi_env env, napi_value exports) {
@@ -758,6 +784,7 @@ static napi_value init (napi_env env, napi_value exports) {
     FN("hookWrite", hook_write),
     FN("hammer", hammer),
     FN("writeBehind", write_behind),
+    FN("tuneMalloc", tune_malloc),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
