@@ -112,10 +112,17 @@ export class ReplicationSource implements PrimaryService {
     }
     this.groupEnd = this.journal.indexedSeq
     this.boundary(this.groupEnd)
+    // Groups close at a fixed rate (every groupMs from the last start, not
+    // from the last end): a slow journal sync does not stretch the next group.
+    let due = performance.now() + this.groupMs
     const tick = (): void => {
       this.timer = setTimeout(() => {
-        this.ticking = this.closeGroup().catch(err => this.log.error('group.close_failed', { err })).finally(() => { if (this.timer) tick() })
-      }, this.groupMs)
+        const started = performance.now()
+        this.ticking = this.closeGroup().catch(err => this.log.error('group.close_failed', { err })).finally(() => {
+          due = Math.max(started, due) + this.groupMs
+          if (this.timer) tick()
+        })
+      }, Math.max(0, due - performance.now()))
       this.timer.unref()
     }
     tick()
