@@ -23,6 +23,7 @@ import type { VolumeFiles } from '../store/volume-files.js'
 import type { ApplyLock } from './apply-lock.js'
 import type { DrVolumes } from './dr-volumes.js'
 import type { Fetcher } from './fetcher.js'
+import { ReadAhead } from './read-ahead.js'
 
 /** O_ACCMODE masks the access mode of open flags (not in Node's fs.constants). */
 const O_ACCMODE = 3
@@ -32,11 +33,14 @@ export interface NativeDrHandles {
   bind (slot: number): number
   unbind (fh: number): void
   setVolumeId (slot: number, id: number): void
+  /** readEnd is where the last native read of the volume in `slot` ended. */
+  readEnd (slot: number): number
 }
 
 /** DrFs implements VolumeFs for a DR node. */
 export class DrFs implements VolumeFs {
-  private readonly handles = new Map<number, { name: string, nextRead: number }>()
+  private readonly handles = new Map<number, { name: string, nextRead: number, slot: number }>()
+  private readonly readAhead: ReadAhead
   /** JavaScript's own handles start high: native ones are small numbers. */
   private nextHandle = 1 << 30
   private native: NativeDrHandles | undefined
@@ -59,7 +63,9 @@ export class DrFs implements VolumeFs {
     private readonly replica: Replica,
     private readonly fetcher: Fetcher,
     private readonly lock: ApplyLock,
-  ) {}
+  ) {
+    this.readAhead = new ReadAhead(fetcher, replica.regionSize, fetcher.readAhead)
+  }
 
   async getattr (name: string): Promise<FileStat> {
     return await this.images.volumeStat(name)
@@ -84,12 +90,13 @@ export class DrFs implements VolumeFs {
         if (this.nextHandle > 0x7fffffff) this.nextHandle = 1 << 30
       } while (this.handles.has(h))
     }
-    this.handles.set(h, { name, nextRead: -1 })
+    this.handles.set(h, { name, nextRead: -1, slot })
     return h
   }
 
   async release (_name: string, handle: number): Promise<void> {
     this.handles.delete(handle)
+    this.readAhead.forget(handle)
     if (handle < 1 << 30) this.native?.unbind(handle)
   }
 
@@ -108,9 +115,12 @@ export class DrFs implements VolumeFs {
       const h = this.handles.get(handle)
       // Sequential: on from where the last read here stopped, or (reads of
       // present regions served natively in between) a little further on.
-      const window = this.native ? (this.fetcher.readAhead + 1) * this.replica.regionSize : 0
-      if (h && h.nextRead >= 0 && position >= h.nextRead && position <= h.nextRead + window && this.fetcher.readAhead > 0) {
-        this.fetcher.prefetch(v.id, spans[spans.length - 1]!.region + 1, this.fetcher.readAhead)
+      const window = this.native ? (this.readAhead.count + 1) * this.replica.regionSize : 0
+      if (h && h.nextRead >= 0 && position >= h.nextRead && position <= h.nextRead + window) {
+        const native = this.native
+        this.readAhead.follow(handle, v.id, spans[spans.length - 1]!.region, native && h.slot !== 0
+          ? () => Math.max(h.nextRead, native.readEnd(h.slot))
+          : () => h.nextRead)
       }
       if (h) h.nextRead = position + n
       await Promise.all(waits)

@@ -128,12 +128,22 @@ export class Fetcher {
     return new Promise<void>((resolve, reject) => { flight.waiters.push({ start, end, resolve, reject }) })
   }
 
-  /** prefetch starts fetches of absent regions without waiting for them (read-ahead). */
-  prefetch (volume: number, from: number, count: number): void {
+  /**
+   * prefetchOne starts a fetch of an absent region without waiting for it
+   * (read-ahead); returns when it is done, or undefined when the region is
+   * here or on its way already.
+   */
+  prefetchOne (volume: number, region: number): Promise<void> | undefined {
     const map = this.replica.map(volume)
-    for (let r = from; r < Math.min(from + count, map.length); r++) {
-      if (!map.get(r) && !this.flights.has(`${volume}:${r}`)) this.start(volume, r, 'read', undefined).done.catch(() => {})
-    }
+    if (region >= map.length || map.get(region) || this.flights.has(`${volume}:${region}`)) return undefined
+    const f = this.start(volume, region, 'read', undefined)
+    f.done.catch(() => {})
+    return f.done
+  }
+
+  /** regions is how many regions a volume has now. */
+  regions (volume: number): number {
+    return this.replica.map(volume).length
   }
 
   /** close abandons every fetch (their readers get CLOSED). */

@@ -41,6 +41,7 @@ interface Binding {
   volumeClose (m: unknown, slot: number): void
   volumeSetId (m: unknown, slot: number, id: number): void
   volumeVersion (m: unknown, slot: number, offset: number, length: number): number
+  volumeReadEnd (m: unknown, slot: number): number
   takeDirty (m: unknown): number[]
   handleBind (m: unknown, slot: number): number
   handleUnbind (m: unknown, fh: number): void
@@ -191,6 +192,8 @@ export class NativeMount {
   setVolumeId (slot: number, id: number): void { if (!this.closed) this.b.volumeSetId(this.m, slot, id) }
   /** version is the seqlock version of [offset, offset + length): the seq of the last native write that began there. */
   version (slot: number, offset: number, length: number): number { return this.b.volumeVersion(this.m, slot, offset, length) }
+  /** readEnd is where the last native read of a volume ended (DR: read-ahead follows sequential readers). */
+  readEnd (slot: number): number { return this.closed ? 0 : this.b.volumeReadEnd(this.m, slot) }
   /** takeDirty returns the slots written natively since the last call. */
   takeDirty (): number[] { return this.closed ? [] : this.b.takeDirty(this.m) }
 

@@ -35,7 +35,7 @@ export interface PrimaryClientOptions {
   timeoutMs?: number
   pollMarginMs?: number
   connectTimeoutMs?: number
-  /** Connections kept to the primary (default 4). */
+  /** Connections kept to the primary for fetches (default 64: streams held back for other readers keep theirs). */
   connections?: number
 }
 
@@ -70,8 +70,24 @@ export class PrimaryClient implements PrimaryService {
     this.pollMarginMs = opts.pollMarginMs ?? 10_000
     const ca = opts.ca === undefined ? undefined : (Array.isArray(opts.ca) ? opts.ca : [opts.ca]).map(loadPem)
     const connect = { timeout: opts.connectTimeoutMs ?? 10_000, ...(ca ? { ca } : {}) }
-    this.pool = new Pool(this.origin, { connections: opts.connections ?? 16, keepAliveTimeout: 4_000, connect })
+    this.pool = new Pool(this.origin, { connections: opts.connections ?? 64, keepAliveTimeout: 4_000, connect })
     this.pollPool = new Pool(this.origin, { connections: 4, keepAliveTimeout: 4_000, connect })
+  }
+
+  /**
+   * warm opens the fetch connections (or keeps them open: an idle one is
+   * closed after a few seconds) with cheap requests, all at once, so that a
+   * reader's first fetch never waits for a TCP (and TLS) handshake. Failures
+   * are ignored: the next real request reports them.
+   */
+  async warm (): Promise<void> {
+    const n = Math.min(16, this.opts.connections ?? 64)
+    await Promise.all(Array.from({ length: n }, async () => {
+      try {
+        const res = await this.pool.request({ path: this.prefix + '/v1/health', method: 'GET', headers: { 'user-agent': 'volmirror' }, headersTimeout: 5_000, bodyTimeout: 5_000 })
+        await res.body.dump()
+      } catch {}
+    }))
   }
 
   /** close drops every connection; requests in flight fail with PEER_UNREACHABLE. */

@@ -123,6 +123,8 @@ export interface DrStatus {
   stalled?: string
   /** The running or last `volmirror verify` on this node: regions compared so far (for progress bars). */
   verifyProgress?: VerifyProgress
+  /** Region codes (checksums kept valid in idle time): how many are valid now. */
+  codes: { valid: number }
 }
 
 /** DrNode is a running DR. */
@@ -219,7 +221,7 @@ export class DrNode {
       if (native) lock.native = native
       const fetcher = new Fetcher(opts.primary, replica, volumes, log, {
         timeoutMs: opts.fetchTimeoutMs ?? 30_000,
-        readAhead: opts.readAhead ?? 4,
+        readAhead: opts.readAhead ?? 16,
         writer: new RegionWriter(replica, replicaFiles, lock),
       })
       let node: DrNode | undefined
@@ -509,8 +511,10 @@ export class DrNode {
   }
 
   private watchPrimaryInfo (): void {
+    void this.opts.primary.warm?.()
     const tick = (): void => {
       this.infoTimer = setTimeout(() => {
+        void this.opts.primary.warm?.()
         this.opts.primary.info().then(async i => {
           this.primaryJournalBytes = i.journalBytes
           await this.compareFlagged(i.flagged ?? [])
@@ -606,6 +610,7 @@ export class DrNode {
       ...(lag.splitBrain ? { splitBrain: lag.splitBrain } : {}),
       ...(lag.stalled ? { stalled: lag.stalled } : {}),
       ...(this.verifyProgress ? { verifyProgress: { ...this.verifyProgress } } : {}),
+      codes: { valid: this.codes.size },
     }
   }
 

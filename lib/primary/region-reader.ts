@@ -42,6 +42,20 @@ const RETRIES = 3
 const FIRST_PIECE = 128 * 1024
 /** The rest of a streamed region is read in pieces this big, so that another reader's first piece waits for one at most. */
 const REST_PIECE = 256 * 1024
+/** A first piece this small is read on the main thread: a thread-pool round trip costs more than the read. */
+const SYNC_FIRST_MAX = 64 * 1024
+/**
+ * Readers first: the rest of a region waits while a reader's first piece is
+ * being read or was sent less than this long ago (a reader going from one
+ * untouched place to the next), so that a burst of first reads is not
+ * queued behind megabytes of earlier regions on the disk, the socket and
+ * both nodes' main threads...
+ */
+const READERS_QUIET_MS = 3
+/** ...but a piece waits at most this long: a reader waiting for the rest of its region is not starved... */
+const READERS_MAX_DEFER_MS = 100
+/** ...and at most this many streams wait at once (each holds one of the DR's connections): past it, the oldest goes on. */
+const READERS_MAX_HELD = 32
 
 /** RegionVersions remembers, per region, the seq of the last write applied to it. */
 export class RegionVersions {
@@ -107,8 +121,14 @@ export interface ConsistentRead {
 /** RegionReader reads consistent ranges and region descriptions from a primary's images. */
 export class RegionReader {
   private readonly pools = new Map<number, BufferPool>()
-  /** Reads that had to be retried because a write landed, and reads done on the main thread. */
-  readonly counters = { reads: 0, retries: 0, syncFallbacks: 0 }
+  /** Reads that had to be retried because a write landed, reads done on the main thread, rest pieces held back for readers. */
+  readonly counters = { reads: 0, retries: 0, syncFallbacks: 0, deferred: 0 }
+  /** First pieces being read now, and when the last one was sent. */
+  private firstsPending = 0
+  private lastFirstAt = -Infinity
+  /** Streams whose rest waits for readers, oldest first. */
+  private held: Array<{ since: number, go: () => void }> = []
+  private heldTimer: NodeJS.Timeout | undefined
   /** Brings in what off-thread writers applied (so appliedSeq covers it). */
   catchUp: (() => void) | undefined
   /** Runs a synchronous read where no write can interleave (with off-thread writers held). */
@@ -187,13 +207,15 @@ export class RegionReader {
           const from = first !== undefined && first.at > offset && first.at < end ? first.at : offset
           // The first piece: what the reader waits for (the whole range for hydration).
           const pieceEnd = first === undefined ? end : Math.min(end, from + Math.max(4096, first.length ?? FIRST_PIECE))
-          const n = await this.images.readFull(f.fd, buf.subarray(from - offset), pieceEnd - from, from)
+          const n = await this.readFirst(f.fd, buf.subarray(from - offset), pieceEnd - from, from, first !== undefined)
           if (this.versions.version(volume, offset, length) !== before || n < pieceEnd - from) { this.counters.retries++; continue }
           sink.begin(asOf, size, birth)
           send(from, pieceEnd)
+          if (first !== undefined) this.lastFirstAt = performance.now()
           for (const [s, e] of pieces([[pieceEnd, end], [offset, from]], REST_PIECE)) {
             // One piece on its way at a time: a slow peer holds the read back (and the memory bounded).
             await Promise.all(sent)
+            await this.yieldToReaders()
             const k = await this.images.readFull(f.fd, buf.subarray(s - offset), e - s, s)
             if (this.versions.version(volume, offset, length) !== before || k < e - s) {
               this.counters.retries++
@@ -225,6 +247,61 @@ export class RegionReader {
       // buffer back only once it has let go of all of them.
       void Promise.allSettled(sent).then(() => pool.give(buf))
     }
+  }
+
+  /**
+   * readFirst reads the first piece of a stream. A reader's piece counts as
+   * pending meanwhile (other streams' rest waits), and a small one is read
+   * on this thread.
+   */
+  private async readFirst (fd: number, buf: Buffer, length: number, position: number, reader: boolean): Promise<number> {
+    if (!reader) return await this.images.readFull(fd, buf, length, position)
+    this.firstsPending++
+    try {
+      if (length > SYNC_FIRST_MAX) return await this.images.readFull(fd, buf, length, position)
+      let n = 0
+      while (n < length) {
+        const k = this.images.readSync(fd, buf.subarray(n), length - n, position + n)
+        if (k === 0) break
+        n += k
+      }
+      return n
+    } finally {
+      this.firstsPending--
+    }
+  }
+
+  /** readersBusy tells whether a reader's first piece is under way or just went out. */
+  private readersBusy (now: number): boolean {
+    return this.firstsPending > 0 || now - this.lastFirstAt < READERS_QUIET_MS
+  }
+
+  /** yieldToReaders holds the rest of a stream back while readers are busy (READERS_* above). */
+  private async yieldToReaders (): Promise<void> {
+    if (!this.readersBusy(performance.now())) return
+    this.counters.deferred++
+    await new Promise<void>(resolve => {
+      this.held.push({ since: performance.now(), go: resolve })
+      while (this.held.length > READERS_MAX_HELD) this.held.shift()!.go()
+      this.releaseHeld()
+    })
+  }
+
+  /** releaseHeld lets held streams go once readers are quiet (or they waited long enough), and looks again later if some still wait. */
+  private releaseHeld (): void {
+    clearTimeout(this.heldTimer)
+    this.heldTimer = undefined
+    const now = performance.now()
+    const busy = this.readersBusy(now)
+    this.held = this.held.filter(h => {
+      if (busy && now - h.since < READERS_MAX_DEFER_MS) return true
+      h.go()
+      return false
+    })
+    if (this.held.length === 0) return
+    const quietIn = this.lastFirstAt + READERS_QUIET_MS - now
+    const oldestIn = this.held[0]!.since + READERS_MAX_DEFER_MS - now
+    this.heldTimer = setTimeout(() => this.releaseHeld(), Math.max(1, Math.ceil(Math.min(Math.max(quietIn, 1), oldestIn))))
   }
 
   private poolFor (size: number): BufferPool {

@@ -206,6 +206,8 @@ export interface PrimaryService {
   ack (nodeId: string, seq: number): Promise<void>
   /** resync tells a DR that got RESYNC_REQUIRED what changed while it was away. */
   resync (nodeId: string): Promise<ResyncPlan>
+  /** warm opens (or keeps open) the connections fetches use, where there are any. */
+  warm? (): Promise<void>
 }
 
 /** Limits on what one request may ask for (the server enforces them). */

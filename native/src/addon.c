@@ -221,6 +221,18 @@ static napi_value volume_version (napi_env env, napi_callback_info info) {
   return make_num(env, (double) ver);
 }
 
+static napi_value volume_read_end (napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  vm_mount_t *m = mount_arg(env, a.argv[0]);
+  if (m == NULL) return NULL;
+  vm_volume_t *v = vm_table_get(&m->volumes, (uint64_t) num(env, a.argv[1]));
+  if (v == NULL) return make_num(env, 0);
+  uint64_t end = atomic_load_explicit(&v->read_end, memory_order_relaxed);
+  vm_volume_unref(v);
+  return make_num(env, (double) end);
+}
+
 typedef struct { napi_env env; napi_value arr; uint32_t n; } dirty_acc_t;
 
 static void take_dirty_one (vm_volume_t *v, void *arg) {
@@ -759,6 +771,7 @@ static napi_value init (napi_env env, napi_value exports) {
     FN("volumeClose", volume_close),
     FN("volumeSetId", volume_set_id),
     FN("volumeVersion", volume_version),
+    FN("volumeReadEnd", volume_read_end),
     FN("takeDirty", take_dirty),
     FN("handleBind", handle_bind),
     FN("handleUnbind", handle_unbind),

@@ -84,6 +84,7 @@ static int dr_read (vm_mount_t *m, vm_volume_t *v, char *buf, size_t len, off_t 
     uint64_t first = (uint64_t) off >> m->shift;
     uint64_t last = ((uint64_t) off + n - 1) >> m->shift;
     res = vm_dr_present(&m->dr, id, first, last) ? pread_full(v->fd, buf, n, off) : VOLMIRROR_PASS;
+    if (res > 0) atomic_store_explicit(&v->read_end, (uint64_t) off + (uint64_t) res, memory_order_relaxed);
   }
   pthread_rwlock_unlock(&m->dr.apply);
   return res;

@@ -32,6 +32,8 @@ typedef struct vm_volume {
   atomic_int dirty;
   /* DR: the volume id of its presence map (-1: none, reads go to JavaScript). */
   _Atomic int32_t vol_id;
+  /* DR: where the last native read ended (read-ahead follows sequential readers with it). */
+  _Atomic uint64_t read_end;
   /* Primary: the name records carry. Changed only while the journal is paused. */
   char *name;
   uint16_t name_len;

@@ -92,4 +92,25 @@ describe('region reader: streamed region reads', function () {
     await reader.stream('v.raw', RS, RS, { at: RS + 8192, length: 4096 }, other.sink)
     assert.equal(other.got.chunks.reduce((n, c) => n + c.data.length, 0), RS)
   })
+
+  it('holds the rest of a region back while another reader\'s first piece goes out (readers first)', async () => {
+    const order: string[] = []
+    const tag = (name: string): RegionSink => ({
+      begin: () => {},
+      data: (offset, chunk) => { order.push(`${name}${chunk.length === 4096 ? ' first' : ' rest'}`) },
+    })
+    // Two readers one after the other, as a VM reading untouched places does:
+    // the second one's first piece must not wait for the first one's rest.
+    const a = reader.stream('v.raw', 0, RS, { at: 8192, length: 4096 }, tag('a'))
+    await new Promise(resolve => setImmediate(resolve))
+    const b = reader.stream('v.raw', RS, RS, { at: RS + 8192, length: 4096 }, tag('b'))
+    await Promise.all([a, b])
+    assert.deepEqual(order.slice(0, 2), ['a first', 'b first'], order.join(', '))
+    assert.ok(reader.counters.deferred > 0, 'rest pieces were held back')
+    // Hydration (no reader waiting) is never held back.
+    const before = reader.counters.deferred
+    const { sink } = collect()
+    await reader.stream('v.raw', 2 * RS, RS, undefined, sink)
+    assert.equal(reader.counters.deferred, before)
+  })
 })
