@@ -6,11 +6,13 @@
 import type { Benchmark } from './lib/types.js'
 import { drColdRead } from './dr-cold-read.js'
 import { drFirstRead } from './dr-first-read.js'
+import { drHistory } from './dr-history.js'
 import { drInitialSync } from './dr-initial-sync.js'
 import { drLag } from './dr-lag.js'
 import { drPresentRead } from './dr-present-read.js'
 import { drResync } from './dr-resync.js'
 import { primaryWrite } from './primary-write.js'
+import { syncWrite } from './sync-write.js'
 
 /** benchmarks are run by default, all of them, in this order. */
 export const benchmarks: Benchmark[] = [
@@ -21,4 +23,6 @@ export const benchmarks: Benchmark[] = [
   drInitialSync,
   drResync,
   drLag,
+  syncWrite,
+  drHistory,
 ]

@@ -10,19 +10,18 @@ import { callControl } from '../lib/control/control-socket.js'
 import { configPath, readConfig, type FlagSpec } from '../lib/cli/config.js'
 import { demoteWithProgress, verifyWithProgress, waitForRole } from '../lib/cli/command-progress.js'
 import { formatStatus } from '../lib/cli/format-status.js'
-import { parseDuration, parseListen, parseRate, parseSize } from '../lib/cli/parse.js'
+import { parseListen, parseRate, parseSize } from '../lib/cli/parse.js'
 import { watchStatus } from '../lib/cli/status-watch.js'
 import { Demo } from '../lib/demo/demo.js'
-import { checkRegionSize } from '../lib/store/state-store.js'
 import { VolmirrorError } from '../lib/errors.js'
-import { Logger, type LogLevel } from '../lib/log.js'
+import type { Logger } from '../lib/log.js'
 import { NodeRunner, type PromoteReply } from '../lib/node/node-runner.js'
 import { readToken } from '../lib/http/auth.js'
 import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
-import { DATA_PATHS, defaultDataPath, type DataPath } from '../lib/fuse/native-path.js'
-
-interface CommonOpts { logLevel: LogLevel, logFormat: 'text' | 'json', config?: string }
+import { type DataPath } from '../lib/fuse/native-path.js'
+import { common, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
+import { addHistoryCommands, formatPoint, pointArgs } from '../lib/cli/history-commands.js'
 
 const program = new Command()
   .name('volmirror')
@@ -47,50 +46,21 @@ Exit status:
   1  failure (the message says what failed, with a code in brackets)
   2  usage error (a bad command, flag, flag value or config file)`)
 
-function common (cmd: Command): Command {
+/** syncOptions adds --sync and its fallback (primary, and a DR for when it is promoted). */
+function syncOptions (cmd: Command, when = ''): Command {
   return cmd
-    .option('--config <file>', 'read flags from a JSON file ({"flag-name": "value"}); flags given here win')
-    .addOption(new Option('--log-level <level>', 'least severe events to log').choices(['error', 'warn', 'info', 'debug']).default('info'))
-    .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
+    .option('--sync', `synchronous mode (RPO 0)${when}: an fsync returns only once every DR holds its writes durably`, false)
+    .addOption(new Option('--sync-fallback <what>', 'with --sync, when a DR does not confirm within --sync-timeout: go on without it (async, said loudly) or make writers wait (block)').choices(['async', 'block']).default('async'))
+    .option('--sync-timeout <duration>', 'with --sync, how long an fsync waits for a DR before --sync-fallback applies', '5s')
 }
 
-/** usage turns a bad option value into a usage error (exit 2), naming the option. */
-function usage<T> (option: string, fn: () => T): T {
-  try {
-    return fn()
-  } catch (err) {
-    throw new VolmirrorError('USAGE', `${option}: ${(err as Error).message.replace(/^[^:]*: /, '')}`)
-  }
+/** syncConfig reads the --sync flags. */
+function syncConfig (o: { sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }): { sync?: { fallback: 'async' | 'block', timeoutMs: number } } {
+  const timeoutMs = durationOption('--sync-timeout', o.syncTimeout)
+  return o.sync ? { sync: { fallback: o.syncFallback, timeoutMs } } : {}
 }
 
-function regionSizeOption (text: string | undefined): number | undefined {
-  if (text === undefined) return undefined
-  return usage('--region-size', () => checkRegionSize(parseSize(text, '--region-size')))
-}
-
-function durationOption (option: string, text: string): number {
-  const ms = usage(option, () => parseDuration(text, option))
-  if (ms <= 0) throw new VolmirrorError('USAGE', `${option}: must be more than 0`)
-  return ms
-}
-
-/** tlsOption is the --tls-cert/--tls-key pair, or undefined when neither is given. */
-function tlsOption (o: { tlsCert?: string, tlsKey?: string }): { cert: string, key: string } | undefined {
-  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new VolmirrorError('USAGE', '--tls-cert and --tls-key go together')
-  return o.tlsCert !== undefined && o.tlsKey !== undefined ? { cert: o.tlsCert, key: o.tlsKey } : undefined
-}
-
-/** dataPathOption: who serves a node's mount (native hooks on FUSE threads, or JavaScript). */
-function dataPathOption (): Option {
-  return new Option('--data-path <path>', 'who serves reads and writes of the mount: native code on the FUSE threads, or JavaScript (the fallback)')
-    .choices([...DATA_PATHS]).default(defaultDataPath())
-}
-
-function logger (o: CommonOpts, role: string): Logger {
-  return new Logger({ level: o.logLevel, format: o.logFormat, base: { node: role } })
-}
-
-common(program.command('primary'))
+syncOptions(common(program.command('primary')))
   .description('serve an image directory through a FUSE mount and journal every write')
   .requiredOption('--images <dir>', 'directory of volume images (raw, qcow2, any file)')
   .requiredOption('--state <dir>', 'state directory (journal, settings); created on first start')
@@ -109,11 +79,13 @@ common(program.command('primary'))
   .addHelpText('after', `
 Example:
   volmirror primary --images ./images --state ./state --mount ./mnt --listen 0.0.0.0:7070
+  volmirror primary ... --sync --sync-fallback block    # RPO 0, writers wait for the DR
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state
   scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, asyncReads: boolean, dataPath: DataPath }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, asyncReads: boolean, dataPath: DataPath, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
     const regionSize = regionSizeOption(o.regionSize)
+    const sync = syncConfig(o)
     const journalLimit = usage('--journal-limit', () => parseSize(o.journalLimit, '--journal-limit'))
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
     const groupMs = durationOption('--group-interval', o.groupInterval)
@@ -125,12 +97,15 @@ Example:
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
-      primary: { retainJournal: o.retainJournal, groupMs, journalLimit, asyncReads: o.asyncReads, ...(tls ? { tls } : {}) },
+      primary: {
+        retainJournal: o.retainJournal, groupMs, journalLimit, asyncReads: o.asyncReads, ...(tls ? { tls } : {}),
+        ...sync,
+      },
     })
     await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
   })
 
-common(program.command('dr'))
+syncOptions(common(program.command('dr')), ' once promoted')
   .description('follow a primary: a DR copy you can read at once, completed in the background')
   .requiredOption('--images <dir>', 'directory for the DR\'s copies of the volumes (created if missing)')
   .requiredOption('--state <dir>', 'state directory (created on first start)')
@@ -151,13 +126,18 @@ common(program.command('dr'))
   .addOption(dataPathOption())
   .option('--keep-discarded <dir>', 'when this node gives up writes the primary never had (failback), keep their bytes here')
   .option('--discard-local', 'resolve a split brain by overwriting this side with the primary\'s', false)
+  .option('--history <duration>', 'keep recovery points this far back (point-in-time views, test failover, promote --at); 0 = none', '0')
+  .option('--history-size <size>', 'with --history, keep at most this much of what changes overwrote (the oldest points go first)', '10G')
   .addHelpText('after', `
 Example:
   volmirror dr --images ./replica --state ./drstate --mount ./drmnt \\
                --primary http://primary:7070 --token-file ./token
   qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
   volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, keepDiscarded?: string, discardLocal: boolean, dataPath: DataPath }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, keepDiscarded?: string, discardLocal: boolean, dataPath: DataPath, history: string, historySize: string, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
+    const sync = syncConfig(o)
+    const historyMs = o.history === '0' ? 0 : durationOption('--history', o.history)
+    const historySize = usage('--history-size', () => parseSize(o.historySize, '--history-size'))
     const hydrateRate = usage('--hydrate-rate', () => parseRate(o.hydrateRate, '--hydrate-rate'))
     const fetchTimeoutMs = durationOption('--fetch-timeout', o.fetchTimeout)
     const checkpointMs = durationOption('--checkpoint-interval', o.checkpointInterval)
@@ -175,13 +155,14 @@ Example:
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       tokenFile: o.tokenFile,
-      primary: { asyncReads: o.asyncReads, ...(tls ? { tls } : {}) },
+      primary: { asyncReads: o.asyncReads, ...(tls ? { tls } : {}), ...sync },
       dr: {
         url: o.primary, token, ...(o.ca ? { ca: o.ca } : {}),
         primaryLabel: o.primary, hydrateRate, fetchTimeoutMs, readAhead,
         ...(listenUrl ? { listenUrl } : {}),
         ...(o.keepDiscarded ? { keepDiscarded: o.keepDiscarded } : {}),
         ...(o.discardLocal ? { discardLocal: true } : {}),
+        ...(historyMs > 0 ? { recovery: { windowMs: historyMs, maxBytes: historySize } } : {}),
       },
     })
     await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
@@ -191,19 +172,26 @@ common(program.command('promote'))
   .description('make a running DR the primary: finish applying, begin a new epoch, make its mount writable, serve DRs')
   .requiredOption('--state <dir>', 'state directory of the DR')
   .option('--force', 'promote even though some volumes are not consistent yet (their absent regions keep what the DR holds)', false)
+  .option('--at <time>', 'first go back to the last recovery point at or before this time (ISO 8601, or now-10m; needs --history)')
+  .option('--seq <n>', 'first go back to the last recovery point at or before this seq')
   .option('--timeout <duration>', 'how long to wait for the node to come up as a primary', '60s')
   .option('--json', 'print the result as JSON', false)
   .addHelpText('after', `
 Example:
   volmirror promote --state ./drstate             # refuses while volumes are inconsistent
-  volmirror promote --state ./drstate --force     # and says which ones, how far from consistent`)
-  .action(async (o: CommonOpts & { state: string, force: boolean, timeout: string, json: boolean }) => {
+  volmirror promote --state ./drstate --force     # and says which ones, how far from consistent
+  volmirror promote --state ./drstate --at 2026-12-04T10:42:00Z   # back to before the ransomware, then promote
+
+A DR that keeps history (--history) and is resyncing is promoted at its last
+recovery point without --force: the resync's partial updates are rolled back.`)
+  .action(async (o: CommonOpts & { state: string, force: boolean, at?: string, seq?: string, timeout: string, json: boolean }) => {
     const timeoutMs = durationOption('--timeout', o.timeout)
-    const r = await callControl<PromoteReply>(o.state, 'promote', { force: o.force })
+    const r = await callControl<PromoteReply>(o.state, 'promote', { force: o.force, ...pointArgs(o) })
     const s = await waitForRole(o.state, 'primary', timeoutMs) // shows the wait on stderr
     const out = { ...r, role: s.role, epoch: s.epoch, mount: s.mount, listen: s.listen }
     if (o.json) process.stdout.write(JSON.stringify(out, null, 2) + '\n')
     else {
+      if (r.rolledBack) process.stdout.write(`rolled back to ${formatPoint(r.rolledBack.point)}: ${r.rolledBack.entries} undo entries, ${r.rolledBack.volumes.length} volume(s)${r.rolledBack.setAside.length ? `; created since, set aside: ${r.rolledBack.setAside.join(', ')}` : ''}\n`)
       process.stdout.write(`promoted: epoch ${s.epoch} begins after seq ${r.appliedSeq}; ${s.mount} is writable${s.listen ? `; serving DRs at ${s.listen}` : ''}\n`)
       for (const v of r.inconsistent) process.stdout.write(`  warning: ${v.volume} was inconsistent (${v.absentRegions} regions absent, ${v.hydratedPercent}% hydrated)\n`)
     }
@@ -274,6 +262,8 @@ Example:
     const s = await callControl<{ role: string } & Record<string, unknown>>(o.state, 'status')
     process.stdout.write((o.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n')
   })
+
+addHistoryCommands(program)
 
 common(program.command('demo'))
   .description('try volmirror on this machine: sample images, a primary and a DR as separate processes, live progress until the DR is consistent')

@@ -18,6 +18,8 @@ export interface FioJob {
   rate?: string
   /** Never write (`--readonly`): for read-only mounts. */
   readonly?: boolean
+  /** fsync after every this many writes (`--fsync`). */
+  fsync?: number
 }
 
 /** FioResult is the part of fio's report the benchmarks use. */
@@ -38,6 +40,7 @@ export function fioArgs (job: FioJob): string[] {
   if (job.direct) a.push('--direct=1')
   if (job.rate) a.push(`--rate=${job.rate}`)
   if (job.readonly) a.push('--readonly')
+  if (job.fsync) a.push(`--fsync=${job.fsync}`)
   return a
 }
 

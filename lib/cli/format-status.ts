@@ -38,6 +38,13 @@ function formatDr (s: DrStatus): string {
   const mode = s.resync && !s.consistent ? `resyncing (${s.resync.dirtyRegions} dirty regions after an outage)` : s.hydration.complete ? 'journaling' : 'hydrating'
   lines.push(`  mode     ${mode}`)
   lines.push(`  overall  ${s.consistent ? 'CONSISTENT (a failover target as of seq ' + s.seq.applied + ')' : 'INCONSISTENT'}`)
+  const r = s.recovery
+  if (r) {
+    lines.push(`  history  ${r.points} recovery points${r.first ? ` from ${new Date(r.first.ts).toISOString()} (seq ${r.first.seq}) to ${new Date(r.last!.ts).toISOString()} (seq ${r.last!.seq})` : ''}, ${formatBytes(r.bytes)}` +
+      ` (kept: ${[r.windowSeconds !== null ? `${+(r.windowSeconds / 3600).toFixed(2)} h` : '', r.maxBytes !== null ? formatBytes(r.maxBytes) : ''].filter(Boolean).join(', ')})`)
+  }
+  const pp = s.promotionPoint
+  if (pp && pp.rollback) lines.push(`  promote  would roll back to seq ${pp.seq} (${new Date(pp.ts).toISOString()}, ${pp.ageSeconds.toFixed(1)} s old): the last point this DR was consistent at`)
   lines.push('')
   if (s.volumes.length === 0) {
     lines.push('  no volumes yet')
@@ -65,6 +72,7 @@ function formatPrimary (s: PrimaryStatus): string {
   const batching = j.batches > 0 ? (j.batchedRecords / j.batches).toFixed(1) : '-'
   lines.push(`  journal  ${j.records} records (${j.records > 0 ? `seq ${j.firstSeq}..${j.lastSeq}` : 'empty'}), ${formatBytes(j.bytes)}` +
     `${j.retained ? ', retained' : ''}; ${batching} records per LevelDB batch`)
+  if (s.sync) lines.push(`  sync     ${syncLine(s.sync)}`)
   lines.push('')
   if (s.volumes.length === 0) {
     lines.push('  no volumes yet')
@@ -84,6 +92,18 @@ function formatPrimary (s: PrimaryStatus): string {
     }
   }
   return lines.join('\n')
+}
+
+/** syncLine says whether fsyncs wait for the DRs (sync mode) and, when they do not, why. */
+export function syncLine (y: NonNullable<PrimaryStatus['sync']>): string {
+  const out = y.drs.filter(d => !d.inSync)
+  const mean = y.released > 0 ? `, ${(1000 * y.waitSeconds / y.released).toFixed(2)} ms per fsync on average` : ''
+  switch (y.state) {
+    case 'in-sync': return `IN SYNC (RPO 0): fsyncs wait for ${y.drs.length} DR(s)${mean}`
+    case 'no-dr': return 'NO DR registered: sync mode protects nothing yet'
+    case 'degraded': return `DEGRADED since ${y.since}: ${out.map(d => d.nodeId.slice(0, 8)).join(', ')} did not confirm within ${y.timeoutMs / 1000} s; writes go on WITHOUT ${out.length > 1 ? 'them' : 'it'} (RPO 0 lost until caught up)`
+    case 'blocked': return `BLOCKED since ${y.since}: ${y.waiting} fsync(s) waiting ${y.oldestWaitSeconds.toFixed(1)} s for a DR (--sync-fallback block)`
+  }
 }
 
 /** dataPathLine says who serves a mount's reads and writes. */

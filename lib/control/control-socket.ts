@@ -15,8 +15,12 @@ import path from 'node:path'
 import { VolmirrorError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 
-/** ControlHandler answers one command; `body` is the parsed JSON request. */
-export type ControlHandler = (body: Record<string, unknown>) => Promise<unknown>
+/**
+ * ControlHandler answers one command; `body` is the parsed JSON request.
+ * `signal` aborts when the caller goes away before the answer (a command
+ * that holds something for as long as its caller runs watches it).
+ */
+export type ControlHandler = (body: Record<string, unknown>, ctx: { signal: AbortSignal }) => Promise<unknown>
 
 /** controlSocketPath is where the node for `stateDir` listens. */
 export function controlSocketPath (stateDir: string): string {
@@ -72,7 +76,9 @@ export class ControlServer {
         reply(res, 400, { error: { code: 'BAD_REQUEST', message: 'request body is not JSON' } })
         return
       }
-      fn(body).then(result => reply(res, 200, { result }), (err: unknown) => {
+      const ac = new AbortController()
+      res.on('close', () => { if (!res.writableFinished) ac.abort() })
+      fn(body, { signal: ac.signal }).then(result => reply(res, 200, { result }), (err: unknown) => {
         const e = err instanceof VolmirrorError ? err : new VolmirrorError('IO_ERROR', (err as Error)?.message ?? String(err))
         if (!(err instanceof VolmirrorError)) this.log.error('control.failed', { command, err })
         reply(res, 200, { error: e.toJSON() })

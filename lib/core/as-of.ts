@@ -87,6 +87,11 @@ export class AsOfRule {
     return true
   }
 
+  /** anyInFlight tells whether any fetch is under way. */
+  anyInFlight (): boolean {
+    return this.flights.size > 0
+  }
+
   /** begin starts a fetch of the region and returns its id. */
   begin (key: RegionKey): number {
     if (this.flights.has(key)) throw new Error(`a fetch of region ${key} is already in flight`)

@@ -103,6 +103,16 @@ export class Replica {
     if (seq > (this.versions.get(k) ?? 0)) this.versions.set(k, seq)
   }
 
+  /**
+   * complete tells whether every tracked volume is whole as of `applied`:
+   * no region absent, none fetched from after it, no fetch under way. Then
+   * the images are exactly the primary's at `applied` (a recovery point).
+   */
+  complete (applied: number): boolean {
+    for (const m of this.maps.values()) if (m.setCount !== m.length) return false
+    return this.rule.aheadOf(applied).length === 0 && !this.rule.anyInFlight()
+  }
+
   /** present tells whether a region holds the primary's bytes (as of the applied seq or its asOf). */
   present (volume: number, region: number): boolean {
     return this.map(volume).get(region)

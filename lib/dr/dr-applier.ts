@@ -23,6 +23,7 @@ import type { Logger } from '../log.js'
 import type { RecordApplier } from '../store/applier.js'
 import type { RegionCodes } from '../store/region-codes.js'
 import type { DrVolumes } from './dr-volumes.js'
+import type { RecoveryHistory } from './recovery-history.js'
 
 /** keptAsideName is where a volume deleted at `seq` goes on a DR (relative to `.volmirror/deleted`). */
 export function keptAsideName (seq: number, volume: string): string {
@@ -41,11 +42,23 @@ export class DrApplier {
     private readonly log: Logger,
     private readonly codes: RegionCodes,
     private readonly onVolumeGone?: (id: number) => void,
+    /** Keeps what each change undoes (recovery points), and where a deleted volume is kept aside (relative to the image directory). */
+    private readonly history?: { history: RecoveryHistory, asideOf: (seq: number, volume: string) => string },
   ) {}
 
   /** apply applies one record (`_replay` is implied: see above). */
   apply (rec: JournalRecord, _replay = false): void {
     this.counters.records++
+    const h = this.history?.history
+    if (h) h.cause = rec.seq
+    try {
+      this.applyOne(rec, h?.capturing ? h : undefined)
+    } finally {
+      if (h) h.cause = 0
+    }
+  }
+
+  private applyOne (rec: JournalRecord, h: RecoveryHistory | undefined): void {
     switch (rec.op) {
       case 'write':
       case 'zero':
@@ -68,11 +81,14 @@ export class DrApplier {
         this.codes.deleted(rec.volume)
         this.namespaceOp(rec)
         const v = this.volumes.add(rec.volume, rec.seq)
+        h?.undo.created(v.id, rec.volume, rec.seq)
         this.replica.track(v.id, true)
         return
       }
       case 'delete': {
         this.codes.deleted(rec.volume)
+        const gone = this.volumes.get(rec.volume)
+        if (gone && h) h.undo.deleted(gone.id, rec.volume, this.history!.asideOf(rec.seq, rec.volume), rec.seq)
         this.namespaceOp(rec)
         const v = this.volumes.removed(rec.volume)
         if (v) {
@@ -84,6 +100,14 @@ export class DrApplier {
       case 'rename': {
         // A volume renamed over another replaces it.
         const replaced = this.volumes.get(rec.target)
+        if (h) {
+          if (replaced && this.volumes.get(rec.volume)) {
+            // History needs the replaced bytes: kept aside, as a delete would.
+            h.undo.deleted(replaced.id, rec.target, this.history!.asideOf(rec.seq, rec.target), rec.seq)
+            this.namespaceOp({ ...rec, op: 'delete', volume: rec.target, target: '' })
+          }
+          h.undo.renamed(rec.volume, rec.target, rec.seq)
+        }
         this.namespaceOp(rec)
         if (replaced && this.volumes.get(rec.volume)) {
           this.volumes.removed(rec.target)

@@ -69,6 +69,18 @@ export class DrVolumes {
     return v
   }
 
+  /** restore brings back a volume under the id it had (a rollback undoing its delete). */
+  restore (name: string, id: number): DrVolume {
+    const old = this.byName.get(name)
+    if (old) this.byId.delete(old.id)
+    const v: DrVolume = { id, name, birth: -1 }
+    this.byName.set(name, v)
+    this.byId.set(id, v)
+    void this.level.put(name, v)
+    this.onBind?.(name, id)
+    return v
+  }
+
   /** setBirth records what the primary says the name's birth is (from its listing). */
   setBirth (name: string, birth: number): void {
     const v = this.byName.get(name)

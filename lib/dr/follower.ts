@@ -70,8 +70,8 @@ export interface FollowerHooks {
   resync: (plan: ResyncPlan) => Promise<void>
   /** Called (synchronously, under the apply lock) to apply one record. */
   apply: (rec: JournalRecord) => void
-  /** Called after a group is applied. */
-  applied?: (seq: number) => void
+  /** Called after a group is applied up to `seq`, its last record written at `ts` (the primary's clock). */
+  applied?: (seq: number, ts: number) => void
 }
 
 /** Follower runs the shipping loop of a DR. */
@@ -87,6 +87,8 @@ export class Follower {
   /** Age of the oldest pending write as the primary saw it at its last answer (ms), and when that answer came. */
   private pendingAgeMs = 0
   private pendingAgeAt = 0
+  /** The primary's time of the last record applied (ms), once one was. */
+  lastAppliedTs: number | undefined
   /** Groups applied, records and bytes received. */
   readonly counters = { groups: 0, records: 0, bytes: 0, reconnects: 0, resyncs: 0 }
 
@@ -168,7 +170,8 @@ export class Follower {
           continue
         }
         failures++
-        const wait = Math.min(10_000, 100 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random())
+        // From 50 ms, doubling up to 10 s: a primary back after a restart (a second or so) is found again at once.
+        const wait = Math.min(10_000, 25 * 2 ** Math.min(failures, 9)) * (0.5 + Math.random())
         if (isLocalFailure(err)) {
           // The DR's own disk (full, failing): the group stays stored and is
           // applied again once it can be; the link is fine.
@@ -206,6 +209,7 @@ export class Follower {
       throw new VolmirrorError('PEER_PROTOCOL', `this DR followed primary ${this.state.primaryId}, not ${reply.primaryId}`)
     }
     this.lag.connected = true
+    this.lag.lastError = undefined
     this.lag.lastContact = Date.now()
     if (reply.fullSync) {
       // Start over from the primary's current position: everything is
@@ -248,17 +252,21 @@ export class Follower {
     this.lag.lastError = undefined
     this.lag.lastContact = Date.now()
     this.lag.primaryLastSeq = batch.lastSeq
+    let confirmed: Promise<void> | undefined
     if (batch.records.length > 0) {
       // Stored whole and durable before anything of it is applied or acknowledged.
       await this.journal.storeAll(batch.records, true)
       for (const r of batch.records) { this.counters.records++; this.counters.bytes += r.bytes.length }
       this.pending.push(...batch.records)
+      // Sync mode: fsyncs on the primary wait for this; say it before applying.
+      if (batch.syncWanted) confirmed = this.service.ack(id.nodeId, this.appliedSeq, this.journal.lastSeq).catch(err => { this.log.debug('follow.confirm_failed', { err }) })
     }
     if (batch.release) this.lent.push(batch.release)
     try {
       if (this.journal.lastSeq >= batch.groupEnd && batch.groupEnd > this.appliedSeq) await this.applyGroup(batch.groupEnd)
     } finally {
       this.giveBack()
+      await confirmed
     }
     this.noteLag(batch)
   }
@@ -287,7 +295,8 @@ export class Follower {
       this.log.info('follow.apply_resumed', { appliedSeq: end })
       this.lag.stalled = undefined
     }
-    this.hooks.applied?.(end)
+    this.lastAppliedTs = records.at(-1)?.ts ?? Date.now()
+    this.hooks.applied?.(end, this.lastAppliedTs)
     await this.service.ack(this.store.identity.nodeId, end)
   }
 

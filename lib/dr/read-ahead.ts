@@ -11,14 +11,15 @@
  * for a whole fetch every `count` regions.
  *
  * Like the kernel's read-ahead it starts small and grows while the reader
- * keeps coming (two sequential reads are not yet a stream worth 16 MiB).
+ * keeps coming (two sequential reads are not yet a stream worth 16 MiB, and
+ * a file system's small files should not each pull in a window).
  * The window never runs more than `count` regions past the reader: a reader
  * that stops stops it. A window belongs to one open file: two readers of
  * one volume each have their own.
  */
 import type { Fetcher } from './fetcher.js'
 
-/** A new window starts this many regions deep and doubles each time the reader gets into it, up to `count`. */
+/** A new window starts this many regions deep and doubles each time the reader has read a whole window more, up to `count`. */
 const INITIAL = 2
 
 interface Window {
@@ -27,7 +28,7 @@ interface Window {
   next: number
   /** How many regions ahead of the reader (grows while it keeps reading). */
   size: number
-  /** The reader's region when the window last grew. */
+  /** The reader's region when the window last grew (it grows again once the reader read a whole window more). */
   at: number
   /** Where the reader is (a byte offset). */
   position: () => number
@@ -75,7 +76,9 @@ export class ReadAhead {
       return
     }
     const at = Math.floor(w.position() / this.regionSize)
-    if (at > w.at) { w.size = Math.min(this.count, w.size * 2); w.at = at }
+    // Not a stream any more (it went back, or jumped past its window): stop.
+    if (at < w.at || at > w.next + w.size) { this.windows.delete(reader); return }
+    if (at >= w.at + w.size) { w.size = Math.min(this.count, w.size * 2); w.at = at }
     const limit = Math.min(at + w.size, regions - 1)
     while (w.next <= limit) {
       const done = this.fetcher.prefetchOne(w.volume, w.next)

@@ -4,7 +4,8 @@
  * Synchronous, like the primary's apply path: group applies and fetched
  * chunks are written on the main thread, in order, so they never interleave.
  * Zeroes are punched out (the DR stays sparse). Every write clears the
- * codes of the regions it touches: this is the one place DR bytes change.
+ * codes of the regions it touches: this is the one place DR bytes change,
+ * and so where history keeps what they were first (lib/dr/history.ts).
  */
 import { createRequire } from 'node:module'
 import type { ReplicaImage } from '../core/replica.js'
@@ -13,6 +14,7 @@ import type { ImageDir } from '../store/image-dir.js'
 import type { RegionCodes } from '../store/region-codes.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import type { DrVolumes } from './dr-volumes.js'
+import type { RecoveryHistory } from './recovery-history.js'
 
 const require = createRequire(import.meta.url)
 const { trimSync } = require('fs-native-extensions') as { trimSync: (fd: number, offset: number, length: number) => void }
@@ -21,6 +23,8 @@ const { trimSync } = require('fs-native-extensions') as { trimSync: (fd: number,
 export class ReplicaFiles implements ReplicaImage {
   /** When bytes last changed (ms): idle time is for computing codes. */
   lastWriteAt = 0
+  /** Keeps what bytes held before they change (recovery points), when set. */
+  history: RecoveryHistory | undefined
 
   constructor (
     private readonly images: ImageDir,
@@ -41,6 +45,7 @@ export class ReplicaFiles implements ReplicaImage {
 
   write (volume: number, offset: number, data: Uint8Array): void {
     const f = this.file(volume)
+    this.keep(volume, f, offset, data.length)
     this.codes.invalidate(f.name, offset, data.length)
     this.images.pwriteSync(f.fd, data, offset, f.name)
     this.files.markDirty(f)
@@ -54,6 +59,7 @@ export class ReplicaFiles implements ReplicaImage {
    */
   async writeAsync (volume: number, offset: number, data: Uint8Array): Promise<void> {
     const f = this.file(volume)
+    this.keep(volume, f, offset, data.length)
     this.codes.invalidate(f.name, offset, data.length)
     await this.files.use(f.name, async g => { await this.images.pwrite(g.fd, data, offset, g.name) })
     this.files.markDirty(f)
@@ -62,6 +68,7 @@ export class ReplicaFiles implements ReplicaImage {
 
   zero (volume: number, offset: number, length: number): void {
     const f = this.file(volume)
+    this.keep(volume, f, offset, length)
     this.codes.invalidate(f.name, offset, length)
     this.lastWriteAt = Date.now()
     if (offset + length > this.images.fstatSync(f.fd).size) this.images.ftruncateSync(f.fd, offset + length, f.name)
@@ -75,9 +82,22 @@ export class ReplicaFiles implements ReplicaImage {
 
   truncate (volume: number, size: number): void {
     const f = this.file(volume)
+    const h = this.history
+    if (h?.capturing) {
+      const old = this.images.fstatSync(f.fd).size
+      if (size !== old) h.undo.keepSize(volume, f.name, old, h.cause)
+      if (size < old) h.undo.keepBytes(volume, f.name, f.fd, old, size, old - size, h.cause)
+    }
     this.codes.invalidateFrom(f.name, Math.min(size, this.images.fstatSync(f.fd).size))
     this.lastWriteAt = Date.now()
     this.images.ftruncateSync(f.fd, size, f.name)
     this.files.markDirty(f)
+  }
+
+  /** keep gives history what [offset, offset + length) holds before it changes. */
+  private keep (volume: number, f: ReturnType<VolumeFiles['get']>, offset: number, length: number): void {
+    const h = this.history
+    if (!h?.capturing) return
+    h.undo.keepBytes(volume, f.name, f.fd, this.images.fstatSync(f.fd).size, offset, length, h.cause)
   }
 }

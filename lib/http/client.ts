@@ -201,8 +201,8 @@ export class PrimaryClient implements PrimaryService {
     return await this.json<ResyncPlan>('POST', '/v1/resync', { node: nodeId })
   }
 
-  async ack (nodeId: string, seq: number): Promise<void> {
-    await this.request('POST', '/v1/ack', { body: { node: nodeId, seq } }, async (res) => { await res.body.dump() }, [204])
+  async ack (nodeId: string, seq: number, stored?: number): Promise<void> {
+    await this.request('POST', '/v1/ack', { body: { node: nodeId, seq, ...(stored !== undefined ? { stored } : {}) } }, async (res) => { await res.body.dump() }, [204])
   }
 
   // --- plumbing -----------------------------------------------------------------

@@ -427,7 +427,8 @@ export class PrimaryHttpServer {
     const o = await readJsonObject(req, LIMITS.maxBodyBytes)
     const node = stringField(o, 'node')
     const seq = intField(o, 'seq')!
-    await this.service.ack(node, seq)
+    const stored = intField(o, 'stored', { optional: true })
+    await this.service.ack(node, seq, stored)
     res.writeHead(204, { 'cache-control': 'no-store' })
     res.end()
   }

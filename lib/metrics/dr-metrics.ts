@@ -42,6 +42,11 @@ export function drMetrics (status: () => Promise<DrStatus>, fetcher: DrMetricsFe
   k.gauge('apply_stalled', '1 while applying is stalled by this DR\'s own disk (groups are kept and applied when it is fixed).', [], async () => flag((await s()).stalled !== undefined))
   k.gauge('split_brain', '1 while the primary refuses this DR for a split brain.', [], async () => flag((await s()).splitBrain !== undefined))
   k.gauge('consistent', '1 when every volume is consistent (a failover target as of a group boundary).', [], async () => flag((await s()).consistent))
+  k.gauge('recovery_points', 'Recovery points kept (--history): group boundaries the DR was consistent at, each one mountable (mount-at) or promotable (promote --at).', [], async () => (await s()).recovery?.points ?? 0)
+  k.gauge('recovery_bytes', 'Bytes of undo entries kept for the recovery points (bounded by --history-size).', [], async () => (await s()).recovery?.bytes ?? 0)
+  k.gauge('recovery_oldest_age_seconds', 'Age of the oldest recovery point kept (bounded by --history).', [], async () => { const f = (await s()).recovery?.first; return f ? Math.max(0, (Date.now() - f.ts) / 1000) : 0 })
+  k.gauge('promotion_point_age_seconds', 'Age of the state a promotion would land on now (the applied seq, or while resyncing the last recovery point: then promotion_rolls_back is 1).', [], async () => (await s()).promotionPoint?.ageSeconds ?? 0)
+  k.gauge('promotion_rolls_back', '1 when a promotion now would first roll back to the last recovery point (the DR is resyncing).', [], async () => flag((await s()).promotionPoint?.rollback === true))
 
   const vol = (v: DrStatus['volumes'][number]): Labels => ({ volume: v.name })
   k.gauge('volume_consistent', '1 for a consistent volume: no region absent, none fetched ahead of the applied seq.', ['volume'],

@@ -38,6 +38,13 @@ export function primaryMetrics (status: () => Promise<PrimaryStatus>, log: Logge
   k.gauge('region_codes_valid', 'Region checksums currently valid (failback and hydration compare with them instead of reading).', [], async () => (await s()).codes.valid)
   k.gauge('split_brain', '1 while a split brain with a peer is detected (replication stops until an operator resolves it).', [], async () => flag((await s()).splitBrain !== undefined))
 
+  k.gauge('sync_state', 'Sync mode (--sync): 1 for the state it is in (in-sync: fsyncs wait for every DR; degraded: a DR dropped out, RPO 0 lost; blocked: writers wait for a DR; no-dr). Absent without --sync.', ['state'],
+    async () => { const y = (await s()).sync; return y ? (['in-sync', 'degraded', 'blocked', 'no-dr'] as const).map(state => [{ state }, flag(y.state === state)] as [Labels, number]) : [] })
+  k.gauge('sync_waiting_fsyncs', 'fsyncs waiting for DRs now (sync mode).', [], async () => (await s()).sync?.waiting ?? 0)
+  k.total('sync_released_fsyncs_total', 'fsyncs released once the DRs held their writes (sync mode).', [], async () => (await s()).sync?.released ?? 0)
+  k.total('sync_wait_seconds_total', 'Time fsyncs waited for DRs, in all (sync mode; / released = the mean cost).', [], async () => (await s()).sync?.waitSeconds ?? 0)
+  k.total('sync_degradations_total', 'Times a DR dropped out of sync (--sync-fallback async: writes went on without it).', [], async () => (await s()).sync?.degradations ?? 0)
+
   const dr = (d: PrimaryStatus['drs'][number]): Labels => ({ dr: d.nodeId })
   k.gauge('drs', 'DRs registered with this primary.', [], async () => (await s()).drs.length)
   k.gauge('dr_acked_seq', 'Last seq a DR acknowledged (durably applied).', ['dr'], async () => (await s()).drs.map(d => [dr(d), d.ackedSeq]))

@@ -22,7 +22,11 @@ import { DrFs } from '../dr/dr-fs.js'
 import { DrVolumes } from '../dr/dr-volumes.js'
 import { Fetcher } from '../dr/fetcher.js'
 import { Follower, type Lag } from '../dr/follower.js'
+import { RecoveryHistory, type RecoveryOptions, type RecoveryStatus } from '../dr/recovery-history.js'
 import { Hydrator, type SyncReason } from '../dr/hydrator.js'
+import { Views, type ViewRequest } from '../dr/views.js'
+import { entriesAfter, rollback, type RollbackReport } from '../dr/rollback.js'
+import type { RecoveryPoint } from '../dr/recovery-history.js'
 import { trackVerify, verify, type VerifyProgress } from '../dr/verifier.js'
 import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
@@ -65,6 +69,8 @@ export interface DrOptions extends NodeOptions {
   keepDiscarded?: string
   /** Give up whatever this node holds that the primary does not (resolves a split brain on this side). */
   discardLocal?: boolean
+  /** Keep recovery points (point-in-time views, promote --at) within these bounds; off when unset. */
+  recovery?: RecoveryOptions
 }
 
 /** Discarded is what a failback or a discard-local sync gave up. */
@@ -125,6 +131,13 @@ export interface DrStatus {
   verifyProgress?: VerifyProgress
   /** Region codes (checksums kept valid in idle time): how many are valid now. */
   codes: { valid: number }
+  /** Recovery points kept (--history): how many, the oldest and newest, their cost. */
+  recovery?: RecoveryStatus
+  /**
+   * Where a promotion would land now: the applied seq when the DR is
+   * consistent, else (resyncing) the newest recovery point, and how old it is.
+   */
+  promotionPoint?: { seq: number, ts: number, ageSeconds: number, rollback: boolean }
 }
 
 /** DrNode is a running DR. */
@@ -142,6 +155,12 @@ export class DrNode {
   /** The native data path (absent with --data-path js). */
   native: NativeMount | undefined
   writeBehind: WriteBehind | undefined
+  /** Recovery points (absent without --history). */
+  recovery: RecoveryHistory | undefined
+  /** Point-in-time mounts (mount-at, test-failover). */
+  views: Views | undefined
+  /** Held by group applies (and a rollback): readers never see half of one. */
+  private lock!: ApplyLock
 
   private constructor (
     readonly opts: DrOptions,
@@ -188,10 +207,18 @@ export class DrNode {
       const missing = await ensureImages(images, volumes, log)
       const codes = new RegionCodes(store, store.identity.regionSize)
       await codes.load()
+      const history = opts.recovery ? new RecoveryHistory(store, images, log, opts.recovery) : undefined
+      if (history) {
+        await history.open()
+        cleanup.unshift(() => history.close())
+        // A node that was a primary has no recovery points of this line of history.
+        if (wasPrimary) await history.reset()
+      }
       // A former primary (failback) may have died with writes past its last
       // checkpoint: their codes were never cleared on disk.
       if (wasPrimary) codes.invalidateEntries(await journal.entries((await store.getMeta<number>('imageSeq')) ?? 0))
       const replicaFiles = new ReplicaFiles(images, files, volumes, codes)
+      replicaFiles.history = history
       const replica = new Replica(store.identity.regionSize, replicaFiles)
       // The native data path serves reads of present regions: it mirrors
       // presence (per volume id), and which id each open image has.
@@ -216,7 +243,8 @@ export class DrNode {
         zeroes: 'punch',
         deletes: rec => images.reservedPath('deleted', keptAsideName(rec.seq, rec.volume)),
       })
-      const applier = new DrApplier(replica, volumes, namespace, log, codes, id => { void regionStore.forget(id) })
+      const applier = new DrApplier(replica, volumes, namespace, log, codes, id => { void regionStore.forget(id) },
+        history ? { history, asideOf: (seq, name) => path.relative(images.root, images.reservedPath('deleted', keptAsideName(seq, name))) } : undefined)
       const lock = new ApplyLock()
       if (native) lock.native = native
       const fetcher = new Fetcher(opts.primary, replica, volumes, log, {
@@ -235,7 +263,10 @@ export class DrNode {
         fullSync: async reply => await node!.fullSync(reply),
         resync: async plan => await node!.resync(plan),
         apply: rec => applier.apply(rec),
-        applied: seq => replica.rule.prune(seq),
+        applied: (seq, ts) => {
+          replica.rule.prune(seq)
+          history?.applied(seq, ts, follower.state !== undefined && replica.complete(seq))
+        },
       }, opts.pollWaitMs !== undefined ? { waitMs: opts.pollWaitMs } : {})
       const state = await follower.load()
       // An image that went missing cannot be trusted region by region: compare everything.
@@ -287,11 +318,24 @@ export class DrNode {
       const control = new ControlServer(store.dir, log)
       node = new DrNode(opts, store, images, journal, files, volumes, replica, regionStore, follower, fetcher, hydrator, checkpointer, mount, control)
       node.native = native
+      node.lock = lock
+      node.recovery = history
       node.codes = codes
       node.keeper = keeper
       await mount.mount()
       cleanup.unshift(() => mount.unmount())
       control.handle('status', async () => await node!.status())
+      if (history) {
+        const views = node.views = new Views(history, images, volumes, store.dir, log)
+        cleanup.unshift(() => views.closeAll())
+        control.handle('history', async () => ({ status: history.status(), spans: await history.spans(), views: views.list() }))
+        control.handle('view.open', async body => await views.start(viewRequest(body)))
+        control.handle('view.hold', async (body, ctx) => { await views.hold(Number(body.id), ctx.signal); return {} })
+        control.handle('view.close', async body => await views.close(Number(body.id)))
+      } else {
+        const off = async (): Promise<never> => { throw new VolmirrorError('USAGE', 'this DR keeps no history: start it with --history (e.g. --history 24h)') }
+        for (const c of ['history', 'view.open', 'view.hold', 'view.close']) control.handle(c, off)
+      }
       control.handle('verify', async body => {
         const t = trackVerify(log)
         node!.verifyProgress = t.progress
@@ -331,6 +375,12 @@ export class DrNode {
    */
   private async fullSync (reply: RegisterReply): Promise<void> {
     if (reply.forkSeq !== undefined && !this.opts.discardLocal) await this.refuseLateWrites(reply)
+    // Everything is compared again from the primary's current seq: the
+    // recovery points kept so far are of a line of history that ends here.
+    if (this.recovery?.active) {
+      this.log.warn('history.reset', { points: this.recovery.status().points, note: 'a full sync starts over: recovery points start again once the DR is consistent' })
+      await this.recovery.reset()
+    }
     if (reply.forkSeq !== undefined) this.discarded = await this.discard(reply.forkSeq)
     // A node that was a primary once and syncs in full from another is failing back.
     const wasPrimary = (await this.store.history()).some(e => e.nodeId === this.store.identity.nodeId)
@@ -349,12 +399,16 @@ export class DrNode {
    */
   private async reconcile (list: VolumeList, seq: number, all: boolean): Promise<void> {
     const wanted = new Set(list.volumes.map(v => v.name))
+    // A resync changes the images outside any record: history keeps what it changes.
+    const h = !all && this.recovery?.capturing ? this.recovery.undo : undefined
     // Volumes the primary does not have (in the table, or files an old
     // primary left) are kept aside, not destroyed.
     for (const { name } of await this.images.listVolumes()) {
       if (wanted.has(name)) continue
       this.files.removed(name)
       const aside = this.images.reservedPath('deleted', keptAsideName(seq, name))
+      const known = this.volumes.get(name)
+      if (h && known) h.deleted(known.id, name, path.relative(this.images.root, aside), 0)
       await mkdir(path.dirname(aside), { recursive: true })
       await rename(this.images.path(name), aside).catch(() => {})
       this.codes.deleted(name)
@@ -371,11 +425,17 @@ export class DrNode {
       // Created if missing, never truncated first: a stale copy is compared, not discarded.
       const fd = this.images.openSync(pv.name, constants.O_CREAT | constants.O_RDWR, pv.mode || 0o644)
       const oldSize = this.images.fstatSync(fd).size
+      const before = this.volumes.get(pv.name)
+      if (h && before && oldSize !== pv.size) {
+        h.keepSize(before.id, pv.name, oldSize, 0)
+        if (pv.size < oldSize) h.keepBytes(before.id, pv.name, fd, oldSize, pv.size, oldSize - pv.size, 0)
+      }
       this.images.ftruncateSync(fd, pv.size, pv.name)
       this.images.closeSync(fd)
       const existing = this.volumes.get(pv.name)
       const same = existing !== undefined && sameVolume(existing, pv.birth)
       const v = existing ?? this.volumes.add(pv.name, pv.birth ?? -1)
+      if (!existing) h?.created(v.id, pv.name, 0)
       if (existing) this.volumes.setBirth(pv.name, pv.birth ?? -1)
       if (all || !same) {
         this.replica.forget(v.id)
@@ -515,6 +575,7 @@ export class DrNode {
     const tick = (): void => {
       this.infoTimer = setTimeout(() => {
         void this.opts.primary.warm?.()
+        this.notePoint()
         this.opts.primary.info().then(async i => {
           this.primaryJournalBytes = i.journalBytes
           await this.compareFlagged(i.flagged ?? [])
@@ -611,7 +672,64 @@ export class DrNode {
       ...(lag.stalled ? { stalled: lag.stalled } : {}),
       ...(this.verifyProgress ? { verifyProgress: { ...this.verifyProgress } } : {}),
       codes: { valid: this.codes.size },
+      ...(this.recovery ? { recovery: this.recovery.status() } : {}),
+      ...this.promotionPoint(applied, volumes, lag),
     }
+  }
+
+  /**
+   * rollbackTo puts the images back to a recovery point and makes it this
+   * DR's state (applied seq, journal, watermark); replication stops first
+   * and does not resume: the node is about to be promoted, or closed.
+   */
+  async rollbackTo (point: RecoveryPoint): Promise<RollbackReport> {
+    const history = this.recovery
+    if (!history) throw new VolmirrorError('USAGE', 'this DR keeps no history (--history): it cannot go back to a recovery point')
+    clearTimeout(this.infoTimer)
+    this.infoTimer = undefined
+    await this.views?.closeAll()
+    await this.hydrator.stop()
+    await this.keeper.stop()
+    await this.follower.stop()
+    await this.fetcher.close()
+    const entries = await entriesAfter(history.undo, point)
+    const report = await this.lock.write(() => rollback({ undo: history.undo, images: this.images, files: this.files, volumes: this.volumes, log: this.log }, point, entries))
+    // Every region of every volume is as it was at the point: present, nothing newer.
+    for (const v of this.volumes.list()) {
+      this.replica.forget(v.id)
+      this.replica.track(v.id, true)
+      this.codes.deleted(v.name)
+    }
+    await this.journal.truncateAfter(point.seq)
+    this.follower.state = { ...this.follower.state!, appliedSeq: point.seq }
+    await this.store.putMeta('dr', this.follower.state, true)
+    await this.checkpointer.rewind(point.seq)
+    await history.forgetAfter(point.seq, point.useq)
+    return report
+  }
+
+  /**
+   * notePoint makes the applied seq a recovery point if the DR became
+   * consistent without a group being applied (hydration or a resync
+   * finished while the primary was idle).
+   */
+  private notePoint (): void {
+    const applied = this.follower.appliedSeq
+    if (!this.recovery || (this.recovery.latest?.seq ?? -1) >= applied && this.recovery.active) return
+    const consistent = this.follower.state !== undefined && this.follower.lagNow().stalled === undefined && this.replica.complete(applied)
+    this.recovery.applied(applied, this.follower.lastAppliedTs ?? Date.now(), consistent)
+  }
+
+  /** promotionPoint says where a promotion would land now (see DrStatus.promotionPoint). */
+  private promotionPoint (applied: number, volumes: DrVolumeStatus[], lag: Lag): Pick<DrStatus, 'promotionPoint'> {
+    const consistent = this.follower.state !== undefined && lag.stalled === undefined && volumes.every(v => v.state === 'consistent')
+    const latest = this.recovery?.latest
+    if (consistent) {
+      const ts = latest?.seq === applied ? latest.ts : Date.now() - lag.seconds * 1000
+      return { promotionPoint: { seq: applied, ts, ageSeconds: Math.max(0, (Date.now() - ts) / 1000), rollback: false } }
+    }
+    if (!latest) return {}
+    return { promotionPoint: { seq: latest.seq, ts: latest.ts, ageSeconds: Math.max(0, (Date.now() - latest.ts) / 1000), rollback: true } }
   }
 
   private nativeStats (n: NativeMount): { reads: number, readBytes: number, passedReads: number } {
@@ -629,6 +747,7 @@ export class DrNode {
     const log = this.opts.log
     clearTimeout(this.infoTimer)
     this.infoTimer = undefined
+    await this.views?.closeAll()
     await this.served?.close().catch(err => log.warn('node.close_step_failed', { step: 'http', err }))
     await this.control.close().catch(err => log.warn('node.close_step_failed', { step: 'control', err }))
     await this.hydrator.stop()
@@ -648,6 +767,27 @@ export class DrNode {
     this.native?.close()
     await this.store.close()
     log.info('node.stopped', { role: 'dr', appliedSeq: this.follower.appliedSeq })
+  }
+}
+
+/** viewRequest reads a `view.open` control request. */
+function viewRequest (body: Record<string, unknown>): ViewRequest {
+  const num = (k: string): number | undefined => {
+    const v = body[k]
+    if (v === undefined || v === null) return undefined
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new VolmirrorError('BAD_REQUEST', `view: "${k}" must be a non-negative integer`)
+    return v
+  }
+  if (typeof body.mount !== 'string' || body.mount === '') throw new VolmirrorError('BAD_REQUEST', 'view: "mount" must be a directory')
+  const seq = num('seq')
+  const at = num('at')
+  return {
+    mount: body.mount,
+    ...(seq !== undefined ? { seq } : {}),
+    ...(at !== undefined ? { at } : {}),
+    ...(body.writable === true ? { writable: true } : {}),
+    ...(typeof body.scratch === 'string' ? { scratch: body.scratch } : {}),
+    ...(body.keep === true ? { keep: true } : {}),
   }
 }
 

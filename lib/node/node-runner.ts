@@ -16,13 +16,15 @@
 import { VolmirrorError } from '../errors.js'
 import { PrimaryClient } from '../http/client.js'
 import { DrNode, type DrOptions } from './dr-node.js'
+import type { RollbackReport } from '../dr/rollback.js'
+import type { RecoveryPoint } from '../dr/recovery-history.js'
 import type { NodeOptions } from './node-options.js'
 import { PrimaryNode, type PrimaryOptions } from './primary-node.js'
 
 /** RunnerConfig is everything either role needs (the CLI's flags). */
 export interface RunnerConfig extends Pick<NodeOptions, 'images' | 'state' | 'mount' | 'log' | 'regionSize' | 'checkpointMs' | 'listen' | 'dataPath'> {
   /** Primary role (and a DR once promoted). */
-  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads'>
+  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads' | 'sync'>
   tokenFile?: string
   /** DR role. */
   dr?: Omit<DrOptions, 'images' | 'state' | 'mount' | 'log' | 'primary' | 'regionSize' | 'checkpointMs' | 'listen' | 'token'> & { url: string, token: string, ca?: string }
@@ -33,6 +35,8 @@ export interface PromoteReply {
   accepted: true
   appliedSeq: number
   inconsistent: Array<{ volume: string, absentRegions: number, hydratedPercent: number }>
+  /** Set when the DR went back to a recovery point first (promote --at, or a resync under way). */
+  rolledBack?: RollbackReport
 }
 
 /** NodeRunner runs the current node of a process. */
@@ -73,16 +77,38 @@ export class NodeRunner {
 
   private wire (): void {
     const control = this.node.control
-    control.handle('promote', async body => await this.promote(body.force === true))
+    control.handle('promote', async body => await this.promote(body.force === true, {
+      ...(typeof body.seq === 'number' ? { seq: body.seq } : {}),
+      ...(typeof body.at === 'number' ? { at: body.at } : {}),
+    }))
     control.handle('demote', async body => await this.demote(Number(body.timeoutMs ?? 60_000)))
   }
 
-  /** promote checks a DR can be promoted and starts the transition to primary. */
-  private async promote (force: boolean): Promise<PromoteReply> {
+  /**
+   * promote checks a DR can be promoted and starts the transition to
+   * primary. With `to` (promote --at), or when the DR is not consistent but
+   * keeps a recovery point (a resync under way), it first goes back to that
+   * point: the new primary starts from a state its volumes really had.
+   */
+  private async promote (force: boolean, to: { seq?: number, at?: number }): Promise<PromoteReply> {
     const node = this.node
     if (!(node instanceof DrNode)) throw new VolmirrorError('WRONG_ROLE', 'this node is already a primary')
     if (this.transition) throw new VolmirrorError('WRONG_ROLE', 'a role change is already under way')
-    const s = await node.status()
+    let s = await node.status()
+    let point: RecoveryPoint | undefined
+    if (to.seq !== undefined || to.at !== undefined) {
+      if (!node.recovery) throw new VolmirrorError('USAGE', 'this DR keeps no history: promote --at needs a DR started with --history')
+      point = await node.recovery.find(to)
+      if (!point) throw new VolmirrorError('NOT_FOUND', `no recovery point at or before ${to.seq !== undefined ? `seq ${to.seq}` : new Date(to.at!).toISOString()} is kept (see volmirror history)`)
+    } else if (!s.consistent && !force && node.recovery?.latest && s.promotionPoint?.rollback) {
+      point = node.recovery.latest
+    }
+    let rolledBack: RollbackReport | undefined
+    if (point && point.seq < s.seq.applied + (s.consistent ? 0 : 1)) {
+      this.cfg.log.warn('promote.rollback', { toSeq: point.seq, at: new Date(point.ts).toISOString(), appliedSeq: s.seq.applied, consistent: s.consistent })
+      rolledBack = await node.rollbackTo(point)
+      s = await node.status()
+    }
     const inconsistent = s.volumes.filter(v => v.state !== 'consistent').map(v => ({ volume: v.name, absentRegions: v.regions.absent, hydratedPercent: v.hydratedPercent }))
     if (inconsistent.length > 0 && !force) {
       throw new VolmirrorError('INCONSISTENT',
@@ -97,7 +123,7 @@ export class NodeRunner {
       // from now on: it watches the old primary for split brain.
       this.node = await PrimaryNode.start({ ...r0(this.cfg), promote: true, formerPrimary: node.opts.primary })
     })
-    return { accepted: true, appliedSeq: s.seq.applied, inconsistent }
+    return { accepted: true, appliedSeq: s.seq.applied, inconsistent, ...(rolledBack ? { rolledBack } : {}) }
   }
 
   /** demote waits until the DRs have everything, then turns this primary into a DR of its peer. */

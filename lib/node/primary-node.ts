@@ -26,6 +26,7 @@ import { PrimaryFs } from '../primary/primary-fs.js'
 import { NameBirths } from '../primary/name-births.js'
 import { RegionReader, RegionVersions } from '../primary/region-reader.js'
 import { ReplicationSource, type SplitBrain } from '../primary/replication-source.js'
+import { SyncGate, type SyncOptions, type SyncStatus } from '../primary/sync-gate.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
 import { WriteBehind } from '../store/write-behind.js'
@@ -58,6 +59,8 @@ export interface PrimaryOptions extends NodeOptions {
   formerPrimary?: PrimaryService
   /** Bytes of journal kept for lagging DRs before their oldest records become dirty regions (default 1 GiB). */
   journalLimit?: number
+  /** Sync mode (RPO 0): fsyncs wait until the DRs hold their records durably; what to do when one does not confirm in time. */
+  sync?: SyncOptions
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -98,6 +101,8 @@ export interface PrimaryStatus {
   /** Region codes (checksums kept valid): how many, and how they were used. */
   codes: { valid: number }
   splitBrain?: SplitBrain
+  /** Sync mode (RPO 0): whether fsyncs wait for the DRs now, and for which. */
+  sync?: SyncStatus
   /** Set while a demotion waits for the DRs (writes are refused meanwhile). */
   demoting?: boolean
   drs: Array<{
@@ -248,6 +253,10 @@ export class PrimaryNode {
       source.codes = codes
       source.journalLimit = opts.journalLimit ?? 1024 * 1024 * 1024
       source.onOverLimit = () => { void checkpointer.run().catch(err => log.warn('checkpoint.failed', { err })) }
+      if (opts.sync) {
+        source.sync = new SyncGate(opts.sync, log, () => journal.lastSeq)
+        fs.replicated = seq => source.replicated(seq)
+      }
       sourceRef = source
       await source.open()
       cleanup.unshift(() => source.close())
@@ -397,6 +406,7 @@ export class PrimaryNode {
       history: this.history,
       codes: { valid: this.codes?.size ?? 0, ...(this.codes?.counters ?? {}) },
       ...(this.source.splitBrain ? { splitBrain: this.source.splitBrain } : {}),
+      ...(this.source.sync ? { sync: this.source.sync.status() } : {}),
       ...(this.demoting ? { demoting: true } : {}),
       drs: this.source.drs().map(d => ({
         nodeId: d.nodeId, ackedSeq: d.ackedSeq, lagSeq: Math.max(0, this.journal.lastSeq - d.ackedSeq), lastSeenAt: d.lastSeenAt,

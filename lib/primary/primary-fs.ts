@@ -76,6 +76,8 @@ export class PrimaryFs implements VolumeFs {
   onApplyFailed: ((volume: string, seq: number, err: Error) => void) | undefined
   /** Called after a change that is not journaled (times, owner) so watchers know it was ours. */
   onUnjournaledChange: ((volume: string) => void) | undefined
+  /** Sync mode: resolves once the DRs hold every record up to a seq durably (an fsync waits for it). */
+  replicated: ((seq: number) => Promise<void>) | undefined
   /** While set (a demotion in progress), every mutation answers READ_ONLY. */
   private readOnlyReason: string | undefined
   private writers: OffThreadWriters | undefined
@@ -227,7 +229,9 @@ export class PrimaryFs implements VolumeFs {
 
   async fsync (name: string, _handle: number, _datasync: boolean): Promise<void> {
     const f = this.files.get(name)
-    await Promise.all([this.journal.sync(), this.images.fdatasync(f.fd)])
+    // Every write acknowledged before this call has a seq up to here.
+    const seq = this.journal.lastSeq
+    await Promise.all([this.journal.sync(), this.images.fdatasync(f.fd), this.replicated?.(seq)])
   }
 
   async flush (): Promise<void> {}

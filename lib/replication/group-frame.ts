@@ -6,7 +6,8 @@
  *   off size field
  *   0   4    magic "VMG1"
  *   4   1    version (1)
- *   5   3    reserved (0)
+ *   5   1    flags: bit 0 = sync wanted (GroupBatch.syncWanted); others 0
+ *   6   2    reserved (0)
  *   8   8    after
  *   16  8    groupEnd
  *   24  8    lastSeq
@@ -28,6 +29,7 @@ import type { GroupBatch } from './protocol.js'
 
 const MAGIC = Buffer.from('VMG1')
 const VERSION = 1
+const FLAG_SYNC = 1
 /** FRAME_HEADER is the fixed header size. */
 export const FRAME_HEADER = 56
 
@@ -36,6 +38,7 @@ export function encodeGroupFrame (b: GroupBatch): Buffer[] {
   const h = Buffer.alloc(FRAME_HEADER)
   MAGIC.copy(h, 0)
   h[4] = VERSION
+  h[5] = b.syncWanted ? FLAG_SYNC : 0
   writeU64(h, 8, b.after)
   writeU64(h, 16, b.groupEnd)
   writeU64(h, 24, b.lastSeq)
@@ -68,7 +71,10 @@ export function decodeGroupFrame (buf: Buffer): GroupBatch {
   if (at !== buf.length) throw protocol(`group frame has ${buf.length - at} bytes after its last record`)
   const groupEnd = readU64(buf, 16)
   if (groupEnd < after + count) throw protocol(`group frame ends its group at ${groupEnd}, before its last record ${after + count}`)
-  return { after, records, groupEnd, lastSeq: readU64(buf, 24), time: readU64(buf, 32), oldestPendingTs: readU64(buf, 40) }
+  return {
+    after, records, groupEnd, lastSeq: readU64(buf, 24), time: readU64(buf, 32), oldestPendingTs: readU64(buf, 40),
+    ...((buf[5]! & FLAG_SYNC) !== 0 ? { syncWanted: true } : {}),
+  }
 }
 
 function protocol (msg: string): VolmirrorError {

@@ -157,6 +157,12 @@ export interface GroupBatch {
    * buffer is reused for a later batch.
    */
   release?: () => void
+  /**
+   * Sync mode: fsyncs on the primary wait for this DR. It confirms what it
+   * stored (`ack` with `stored`) as soon as the records are durable, before
+   * applying them.
+   */
+  syncWanted?: boolean
 }
 
 /** GroupRequest bounds one wait for groups. */
@@ -203,7 +209,12 @@ export interface PrimaryService {
   regions (volume: string, from: number, count: number, checksums: boolean): Promise<RegionInfoList>
   register (r: Registration): Promise<RegisterReply>
   groups (req: GroupRequest): Promise<GroupBatch>
-  ack (nodeId: string, seq: number): Promise<void>
+  /**
+   * ack says the DR applied everything up to `seq` (the primary may trim
+   * it) and, with `stored`, that it holds everything up to there durably
+   * (sync mode releases fsyncs on it).
+   */
+  ack (nodeId: string, seq: number, stored?: number): Promise<void>
   /** resync tells a DR that got RESYNC_REQUIRED what changed while it was away. */
   resync (nodeId: string): Promise<ResyncPlan>
   /** warm opens (or keeps open) the connections fetches use, where there are any. */

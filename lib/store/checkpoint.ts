@@ -97,6 +97,25 @@ export class Checkpointer {
     return next
   }
 
+  /**
+   * rewind makes the images durable and sets the watermark to `seq`, even
+   * below where it was: the images were put back to that seq (a DR's
+   * rollback to a recovery point).
+   */
+  rewind (seq: number): Promise<number> {
+    const next = this.chain.then(async () => {
+      const dirty = this.files.takeDirty()
+      const persist = this.opts.capture?.()
+      await Promise.all(dirty.map(f => this.images.fdatasync(f.fd)))
+      await persist?.()
+      await this.store.putMeta(META_KEY, seq, true)
+      this.imageSeq = seq
+      return seq
+    })
+    this.chain = next.catch(() => this.imageSeq)
+    return next
+  }
+
   private async once (): Promise<number> {
     this.opts.catchUp?.()
     const upto = this.opts.appliedSeq()

@@ -315,6 +315,23 @@ export class SegmentRing {
     return loc
   }
 
+  /** readSync fills `buf` from `position` of segment `segment`, on this thread. */
+  readSync (segment: number, position: number, buf: Buffer): void {
+    const seg = this.segments.get(segment)
+    if (!seg) throw new VolmirrorError('STATE_INVALID', `journal segment ${fileName(segment)} is not open`)
+    let done = 0
+    while (done < buf.length) {
+      let n: number
+      try {
+        n = fs.readSync(seg.fd, buf, done, buf.length - done, position + done)
+      } catch (err) {
+        throw fromSystemError(err, `read journal segment ${fileName(segment)}`)
+      }
+      if (n === 0) throw new VolmirrorError('RECORD_CORRUPT', `journal segment ${fileName(segment)} ends at ${position + done}, before a record it should hold`)
+      done += n
+    }
+  }
+
   /** read reads the bytes at `loc`. */
   async read (loc: SegmentLocation): Promise<Buffer> {
     return (await this.readRun([loc]))[0]!

@@ -64,9 +64,12 @@ export interface JournalStats {
 /** IndexEntry is a decoded LevelDB entry: the record's header fields and where its bytes are. */
 export interface IndexEntry extends RecordHeader {
   loc: SegmentLocation
+  mode: number
+  target: string
+  /** Where the payload starts within the record (header and names before it). */
+  payloadAt: number
 }
 
-const META_KEY = 'journal'
 const INDEX_VERSION = 1
 const INDEX_FIXED = 13
 
@@ -98,6 +101,7 @@ export function decodeIndexEntry (b: Buffer): IndexEntry {
   const op = OPS[h[1]!]
   if (!op) throw new VolmirrorError('RECORD_CORRUPT', `journal index entry has unknown op code ${h[1]}`)
   const n = h.readUInt16BE(40)
+  const m = h.readUInt16BE(42)
   return {
     seq: peekSeq(h),
     ts: readU64(h, 12),
@@ -105,6 +109,9 @@ export function decodeIndexEntry (b: Buffer): IndexEntry {
     volume: h.toString('utf8', HEADER_SIZE, HEADER_SIZE + n),
     offset: readU64(h, 20),
     length: readU64(h, 28),
+    mode: h.readUInt32BE(36),
+    target: h.toString('utf8', HEADER_SIZE + n, HEADER_SIZE + n + m),
+    payloadAt: HEADER_SIZE + n + m,
     loc: { segment: b.readUInt32BE(1), offset: b.readUInt32BE(5), size: b.readUInt32BE(9) },
   }
 }
@@ -134,8 +141,12 @@ export class Journal {
   /** Brings in what the native writers appended (set with startNative): called before a sync or a flush. */
   catchUp: (() => void) | undefined
 
+  /** The meta key of its position: `journal` for the node's journal, `journal:NAME` for others (a DR's undo log). */
+  private readonly metaKey: string
+
   constructor (private readonly store: StateStore, private readonly log: Logger, opts: { name?: string, segmentSize?: number } = {}) {
     const name = opts.name ?? 'journal'
+    this.metaKey = name === 'journal' ? 'journal' : `journal:${name}`
     this.level = store.binary(name)
     this.segments = new SegmentRing(path.join(store.dir, name), log, opts.segmentSize ? { segmentSize: opts.segmentSize } : {})
     this.index = new GroupCommit<PendingEntry>(batch => this.writeIndex(batch, false), {
@@ -152,7 +163,7 @@ export class Journal {
    * stopped.
    */
   async open (): Promise<void> {
-    const saved = await this.store.getMeta<JournalState>(META_KEY)
+    const saved = await this.store.getMeta<JournalState>(this.metaKey)
     if (saved) this.state = { ...saved }
     const live = new Map<number, number>()
     let tail: SegmentLocation | undefined
@@ -194,7 +205,7 @@ export class Journal {
    * `fields.data`, never copied). Its LevelDB entry follows in the next
    * index batch. Throws (and gives the seq back) if the segment write fails.
    */
-  append (fields: RecordFields, now = Date.now()): EncodedRecord {
+  append (fields: RecordFields, now = Date.now()): EncodedRecord & { loc: SegmentLocation } {
     if (!this.opened) throw new VolmirrorError('CLOSED', 'journal is not open')
     if (this.native && (!this.native.isPaused || this.native.lastSeq !== this.appendedSeq)) {
       throw new VolmirrorError('STATE_INVALID', 'journal append with native writers running: pause them and catch up first')
@@ -204,7 +215,17 @@ export class Journal {
     this.appendedSeq = record.seq
     this.appendedBytes += record.size
     this.index.push({ seq: record.seq, loc: loc!, head: record.head })
-    return record
+    return Object.assign(record, { loc: loc! })
+  }
+
+  /**
+   * readSync reads `buf.length` bytes at `at` within the record at `loc`
+   * (e.g. part of its payload), on this thread: for readers that must see
+   * one moment, like a DR's history views.
+   */
+  readSync (loc: SegmentLocation, at: number, buf: Buffer): void {
+    if (at < 0 || at + buf.length > loc.size) throw new VolmirrorError('INVALID_ARGUMENT', `read of ${buf.length} bytes at ${at} outside a record of ${loc.size}`)
+    this.segments.readSync(loc.segment, loc.offset + at, buf)
   }
 
   /**
@@ -343,7 +364,7 @@ export class Journal {
       // Deletions and meta in one batch: a crash leaves one or the other state, never a mix.
       const ops: Array<{ type: 'del' | 'put', key: unknown, value?: unknown, sublevel: unknown }> = []
       for (let seq = this.state.firstSeq; seq <= to; seq++) ops.push({ type: 'del', key: seqKey(seq), sublevel: this.level })
-      ops.push({ type: 'put', key: META_KEY, value: next, sublevel: this.store.meta })
+      ops.push({ type: 'put', key: this.metaKey, value: next, sublevel: this.store.meta })
       await this.store.db.batch(ops as never)
       this.state = next
       this.sizes.dropThrough(to)
@@ -365,7 +386,7 @@ export class Journal {
       const next: JournalState = { lastSeq: keep, firstSeq: this.state.firstSeq }
       const ops: Array<{ type: 'del' | 'put', key: unknown, value?: unknown, sublevel: unknown }> = []
       for (let s = keep + 1; s <= this.state.lastSeq; s++) ops.push({ type: 'del', key: seqKey(s), sublevel: this.level })
-      ops.push({ type: 'put', key: META_KEY, value: next, sublevel: this.store.meta })
+      ops.push({ type: 'put', key: this.metaKey, value: next, sublevel: this.store.meta })
       await this.store.db.batch(ops as never, { sync: true })
       this.log.warn('journal.tail_dropped', { after: keep, lastSeq: this.state.lastSeq })
       this.sizes.dropAfter(keep)
@@ -387,7 +408,7 @@ export class Journal {
     await this.serially(async () => {
       await this.level.clear()
       this.state = { lastSeq: seq, firstSeq: seq + 1 }
-      await this.store.putMeta(META_KEY, this.state, true)
+      await this.store.putMeta(this.metaKey, this.state, true)
       this.sizes.dropThrough(Infinity)
       this.sizes.first = seq + 1
       this.appendedSeq = seq
@@ -431,7 +452,7 @@ export class Journal {
         type: 'put', key: seqKey(r.seq), value: encodeIndexEntry(r.loc, r.head), sublevel: this.level,
       }))
       // The journal's position goes in the same batch: it is atomic with the entries.
-      ops.push({ type: 'put', key: META_KEY, value: next, sublevel: this.store.meta })
+      ops.push({ type: 'put', key: this.metaKey, value: next, sublevel: this.store.meta })
       await this.store.db.batch(ops as never, { sync })
       this.state = next
       for (const r of batch) this.sizes.push(r.loc.size)

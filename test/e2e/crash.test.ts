@@ -23,17 +23,14 @@
  * run soak`); or CRASH_ITERATIONS / CRASH_STORM_KILLS.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdir, open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { DecodedRecord } from '../../lib/core/record.js'
-import { silentLogger } from '../../lib/log.js'
-import { Journal } from '../../lib/store/journal.js'
-import { StateStore } from '../../lib/store/state-store.js'
-import { defer, trackPid, untrackPid } from '../helpers/cleanup.js'
-import { CRASH_WRITER, type CrashPlan, type DataWrite, type NsOp } from '../helpers/crash-writer.js'
+import { type CrashPlan, type DataWrite, type NsOp } from '../helpers/crash-writer.js'
+import { ackCount, dataPlan, readLog, startWriter, stopReason, type Writer } from '../helpers/fsync-writers.js'
+import { shuffled } from '../helpers/mirror.js'
 import { fsop, fsops } from '../helpers/fsop.js'
+import { eachRecord, journalTree, type Tree } from '../helpers/journal-model.js'
 import { pattern, rng } from '../helpers/pattern.js'
 import { startNode, type NodeProcess } from '../helpers/proc.js'
 import { tmpDir } from '../helpers/tmp.js'
@@ -69,56 +66,6 @@ async function makeDirs (): Promise<Dirs> {
 function startPrimary (d: Dirs, retain = true): Promise<NodeProcess> {
   const args = ['primary', '--images', d.images, '--state', d.state, '--mount', d.mnt]
   return startNode(retain ? [...args, '--retain-journal'] : args, { state: d.state, mount: d.mnt })
-}
-
-// --- writer processes ---------------------------------------------------------
-
-type LogLine = { ack: number } & Partial<DataWrite> | { begin: number } | { stop: string } | { done: true }
-
-interface Writer { logFile: string, exit: { code: number | null, signal: string | null } | undefined, stderr: string }
-
-/** startWriter runs crash-writer.ts on `plan`; teardown kills it (by PID) if it is still running. */
-async function startWriter (plan: CrashPlan, dir: string, name: string): Promise<Writer> {
-  const planFile = path.join(dir, `${name}.plan.json`)
-  const logFile = path.join(dir, `${name}.log`)
-  await writeFile(planFile, JSON.stringify(plan))
-  await writeFile(logFile, '')
-  const child = spawn(process.execPath, [CRASH_WRITER, planFile, logFile], { stdio: ['ignore', 'ignore', 'pipe'] })
-  trackPid(child.pid)
-  const w: Writer = { logFile, exit: undefined, stderr: '' }
-  child.stderr.on('data', (c: Buffer) => { w.stderr += c.toString() })
-  const exited = new Promise<void>(resolve => child.on('exit', (code, signal) => {
-    w.exit = { code, signal }
-    untrackPid(child.pid)
-    resolve()
-  }))
-  defer(async () => {
-    if (w.exit) return
-    child.kill('SIGKILL')
-    await exited
-  })
-  return w
-}
-
-/** readLog parses the complete lines of a writer's log. */
-async function readLog (file: string): Promise<LogLine[]> {
-  const text = await readFile(file, 'utf8')
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean).map(l => JSON.parse(l) as LogLine)
-}
-
-async function ackCount (writers: Writer[]): Promise<number> {
-  let n = 0
-  for (const w of writers) n += (await readLog(w.logFile)).filter(l => 'ack' in l).length
-  return n
-}
-
-/** stopReason waits for a writer to exit after the node died and returns why it stopped. */
-async function stopReason (w: Writer): Promise<string> {
-  await waitFor('the writer to stop after the node died', () => w.exit, 30_000)
-  assert.equal(w.exit!.code, 0, `writer failed: ${w.stderr}`)
-  const last = (await readLog(w.logFile)).at(-1)
-  assert.ok(last && ('stop' in last || 'done' in last), `the writer logged why it stopped: ${JSON.stringify(last)}`)
-  return 'stop' in last ? last.stop : 'done'
 }
 
 // --- node checks --------------------------------------------------------------
@@ -170,63 +117,10 @@ function tailIndexed (node: NodeProcess): string {
   return m ? `${Number(m[2]) - Number(m[1]) + 1} (seq ${m[1]}..${m[2]})` : '0'
 }
 
-/**
- * eachRecord opens the stopped node's journal in this process, checks that
- * it is gap-free from seq 1, and hands over every record in order.
- */
-async function eachRecord (state: string, fn: (r: DecodedRecord) => void, retained = true): Promise<number> {
-  const store = await StateStore.open(state, { role: 'primary' })
-  const journal = new Journal(store, silentLogger)
-  try {
-    await journal.open()
-    if (retained) assert.equal(journal.firstSeq, 1)
-    assert.equal(journal.indexedSeq, journal.lastSeq)
-    let at = journal.firstSeq - 1
-    for (;;) {
-      const recs = await journal.read(at, { maxBytes: 32 * 1024 * KiB })
-      if (recs.length === 0) break
-      for (const r of recs) {
-        assert.equal(r.seq, at + 1, 'the journal is gap-free')
-        at = r.seq
-        fn(r)
-      }
-    }
-    assert.equal(at, journal.lastSeq)
-    return at
-  } finally {
-    await journal.close()
-    await store.close()
-  }
-}
 
 // --- data writes --------------------------------------------------------------
 
 interface Ack { writer: number, w: DataWrite }
-
-function dataPlan (r: () => number, slots: number[], count: number): DataWrite[][] {
-  const groups: DataWrite[][] = []
-  let n = 0
-  while (n < count) {
-    const group: DataWrite[] = []
-    const size = 1 + Math.floor(r() * 6)
-    for (let k = 0; k < size && n < count; k++, n++) {
-      const slot = slots.pop()!
-      // 4 KiB..128 KiB, page-aligned: one FUSE write each (max_write=131072).
-      group.push({ offset: slot * SLOT, length: 4 * KiB * (1 + Math.floor(r() * 32)), seed: Math.floor(r() * 0x7fffffff) })
-    }
-    groups.push(group)
-  }
-  return groups
-}
-
-function shuffled (n: number, r: () => number): number[] {
-  const a = Array.from({ length: n }, (_, i) => i)
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1))
-    ;[a[i], a[j]] = [a[j]!, a[i]!]
-  }
-  return a
-}
 
 /** checkImage reads every acknowledged write back from the backing image. */
 async function checkImage (d: Dirs, acks: Ack[]): Promise<void> {
@@ -270,7 +164,6 @@ async function checkJournal (d: Dirs, acks: Ack[]): Promise<number> {
 
 // --- namespace storm ------------------------------------------------------------
 
-type Tree = Map<string, Buffer>
 const NAMES = Array.from({ length: 12 }, (_, i) => `f${String(i).padStart(2, '0')}.img`)
 
 function nsPlan (r: () => number, start: Tree, count: number): NsOp[] {
@@ -334,38 +227,6 @@ function describeTree (t: Tree): string {
   return [...t].sort().map(([k, v]) => `${k}:${v.length}:${createHash('sha256').update(v).digest('hex').slice(0, 8)}`).join(' ') || '(empty)'
 }
 
-/** journalTree applies every journaled record to `start` (the image directory before seq 1), in memory. */
-async function journalTree (state: string, start: Tree = new Map()): Promise<{ tree: Tree, last: number }> {
-  const t: Tree = new Map(start)
-  const last = await eachRecord(state, (r) => {
-    switch (r.op) {
-      case 'create': if (!t.has(r.volume)) t.set(r.volume, Buffer.alloc(0)); break
-      case 'write':
-      case 'zero': {
-        const old = t.get(r.volume)
-        assert.ok(old, `seq ${r.seq}: ${r.op} to ${r.volume}, which exists`)
-        const end = Math.max(old.length, r.offset + r.length)
-        const b = Buffer.alloc(end)
-        old.copy(b)
-        if (r.op === 'write') b.set(r.data!, r.offset)
-        else b.fill(0, r.offset, r.offset + r.length)
-        t.set(r.volume, b)
-        break
-      }
-      case 'truncate': {
-        const old = t.get(r.volume)!
-        const b = Buffer.alloc(r.offset)
-        old.copy(b, 0, 0, Math.min(old.length, r.offset))
-        t.set(r.volume, b)
-        break
-      }
-      case 'rename': t.set(r.target, t.get(r.volume)!); t.delete(r.volume); break
-      case 'delete': t.delete(r.volume); break
-      default: assert.fail(`unexpected ${r.op} record (seq ${r.seq})`)
-    }
-  })
-  return { tree: t, last }
-}
 
 describe(`crash: kill -9 of a primary node (seed ${SEED}; rerun with CRASH_SEED=${SEED})`, function () {
   this.timeout((SOAK ? 60 : 20) * 60_000)
@@ -380,7 +241,7 @@ describe(`crash: kill -9 of a primary node (seed ${SEED}; rerun with CRASH_SEED=
     // A sparse disk: each write goes to its own 128 KiB slot.
     await writeFile(path.join(d.images, DISK), '')
     await truncate(path.join(d.images, DISK), DISK_SIZE)
-    const slots = shuffled(DISK_SIZE / SLOT, r)
+    const slots = shuffled([...Array(DISK_SIZE / SLOT).keys()], r)
     const acks: Ack[] = []
     let node = await startPrimary(d)
     for (let it = 0; it < ITERATIONS; it++) {

@@ -6,6 +6,7 @@
  *   proxy.cut()       // every connection closed, new ones closed at once
  *   proxy.stall()     // connections held open, not a byte forwarded
  *   proxy.restore()   // forwarding again (held connections resume)
+ *   proxy.shape({ rttMs: 20, bytesPerSecond: 12.5e6 })  // a WAN: delay each way, a bandwidth cap
  *   proxy.bytes       // { toTarget, fromTarget } forwarded so far
  *
  * Bytes are counted when forwarded, in each direction, so a test can
@@ -32,11 +33,20 @@ interface Link {
   upstream: net.Socket | undefined
   /** Bytes from the client read before the upstream connected. */
   early: Buffer[]
+  /** Per direction: chunks held back by the shaping, and when the last one may leave. */
+  queues: Record<keyof ProxyBytes, { chunks: Array<{ at: number, chunk: Buffer }>, bytes: number, last: number, timer: NodeJS.Timeout | undefined }>
 }
+
+/** Shaping makes the link a WAN: `rttMs` (half of it added each way) and a bandwidth cap per direction. */
+export interface Shaping { rttMs?: number, bytesPerSecond?: number }
+
+/** Bytes held back by the shaping before the sender is paused. */
+const QUEUE_HIGH = 4 * 1024 * 1024
 
 /** TcpProxy forwards connections on 127.0.0.1 to a target, under the test's control. */
 export class TcpProxy {
   private mode: ProxyMode = 'open'
+  private shaping: Shaping = {}
   private readonly links = new Set<Link>()
   readonly bytes: ProxyBytes = { toTarget: 0, fromTarget: 0 }
   /** Connections accepted, and those closed at once because the link was cut. */
@@ -75,6 +85,15 @@ export class TcpProxy {
     this.target = parseTarget(target)
   }
 
+  /**
+   * shape adds latency (half of `rttMs` each way) and caps the bandwidth of
+   * each direction (all connections share it, as they share a real link).
+   * Chunks keep their order; a sender is paused while a lot is held back.
+   */
+  shape (s: Shaping): void {
+    this.shaping = { ...s }
+  }
+
   /** snapshot copies the byte counters (to subtract later). */
   snapshot (): ProxyBytes {
     return { ...this.bytes }
@@ -103,6 +122,8 @@ export class TcpProxy {
       if (!l.upstream.connecting) for (const c of l.early.splice(0)) this.forward(l, c, 'toTarget')
       l.client.resume()
       l.upstream.resume()
+      this.pump(l, 'toTarget')
+      this.pump(l, 'fromTarget')
     }
   }
 
@@ -123,7 +144,8 @@ export class TcpProxy {
       client.destroy()
       return
     }
-    const link: Link = { client, upstream: undefined, early: [] }
+    const queue = (): Link['queues']['toTarget'] => ({ chunks: [], bytes: 0, last: 0, timer: undefined })
+    const link: Link = { client, upstream: undefined, early: [], queues: { toTarget: queue(), fromTarget: queue() } }
     this.links.add(link)
     client.setNoDelay(true)
     client.on('error', () => this.drop(link))
@@ -150,8 +172,45 @@ export class TcpProxy {
     link.client.resume()
   }
 
-  /** forward writes a chunk to the other side, counting it, with back-pressure. */
+  /** The time each direction's link is busy until (ms, performance.now()): the bandwidth cap is shared. */
+  private readonly busyUntil: Record<keyof ProxyBytes, number> = { toTarget: 0, fromTarget: 0 }
+
+  /** forward writes a chunk to the other side, counting it, with back-pressure (after the shaping's delay, if any). */
   private forward (link: Link, chunk: Buffer, dir: keyof ProxyBytes): void {
+    const { rttMs = 0, bytesPerSecond = 0 } = this.shaping
+    const q = link.queues[dir]
+    if (rttMs <= 0 && bytesPerSecond <= 0 && q.chunks.length === 0) { this.send(link, chunk, dir); return }
+    const now = performance.now()
+    // Serialised at the cap's rate on the shared link, then in flight for half the RTT.
+    const start = Math.max(now, this.busyUntil[dir])
+    const sent = bytesPerSecond > 0 ? start + 1000 * chunk.length / bytesPerSecond : now
+    if (bytesPerSecond > 0) this.busyUntil[dir] = sent
+    q.chunks.push({ at: Math.max(q.last, sent + rttMs / 2), chunk })
+    q.last = q.chunks[q.chunks.length - 1]!.at
+    q.bytes += chunk.length
+    const from = dir === 'toTarget' ? link.client : link.upstream!
+    if (q.bytes > QUEUE_HIGH) from.pause()
+    this.pump(link, dir)
+  }
+
+  /** pump sends the held chunks that are due and sets a timer for the next one. */
+  private pump (link: Link, dir: keyof ProxyBytes): void {
+    const q = link.queues[dir]
+    if (q.timer || this.mode !== 'open') return
+    const now = performance.now()
+    while (q.chunks.length > 0 && q.chunks[0]!.at <= now + 0.5) {
+      const { chunk } = q.chunks.shift()!
+      q.bytes -= chunk.length
+      this.send(link, chunk, dir)
+    }
+    const from = dir === 'toTarget' ? link.client : link.upstream
+    if (q.bytes <= QUEUE_HIGH / 2 && this.mode === 'open' && from?.isPaused()) from.resume()
+    if (q.chunks.length === 0) return
+    q.timer = setTimeout(() => { q.timer = undefined; if (this.links.has(link)) this.pump(link, dir) }, Math.max(0, q.chunks[0]!.at - now))
+  }
+
+  /** send writes a chunk to the other side now, counting it, with back-pressure. */
+  private send (link: Link, chunk: Buffer, dir: keyof ProxyBytes): void {
     const [from, to] = dir === 'toTarget' ? [link.client, link.upstream!] : [link.upstream!, link.client]
     if (to.destroyed) return
     this.bytes[dir] += chunk.length
@@ -165,6 +224,7 @@ export class TcpProxy {
 
   private drop (link: Link): void {
     if (!this.links.delete(link)) return
+    for (const q of Object.values(link.queues)) clearTimeout(q.timer)
     link.client.destroy()
     link.upstream?.destroy()
   }

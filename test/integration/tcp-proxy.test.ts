@@ -86,4 +86,26 @@ describe('test TCP proxy', () => {
     assert.ok(echo.arrivals.slice(1).every(t => t >= restoredAt), 'nothing reached the server during the stall')
     assert.deepEqual(proxy.bytes, { toTarget: 6, fromTarget: 6 })
   })
+
+  it('shape adds half the RTT each way and caps the bandwidth, keeping the order of the bytes', async () => {
+    const echo = await echoServer()
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`)
+    const c = await client(proxy.port)
+    proxy.shape({ rttMs: 40 })
+    let t0 = performance.now()
+    c.socket.write('x')
+    await waitFor('the echo', () => c.got() === 1, 5000, 1)
+    const rtt = performance.now() - t0
+    assert.ok(rtt >= 38 && rtt < 200, `one round trip took ${rtt.toFixed(1)} ms with 40 ms added`)
+    proxy.shape({ bytesPerSecond: 2_000_000 })
+    const got: Buffer[] = []
+    c.socket.on('data', b => got.push(b))
+    const payload = Buffer.from(Array.from({ length: 400_000 }, (_, i) => i % 251))
+    t0 = performance.now()
+    c.socket.write(payload)
+    await waitFor('the echo of 400 kB', () => c.got() === 1 + payload.length, 10_000, 5)
+    const ms = performance.now() - t0
+    assert.ok(ms >= 190 && ms < 2000, `400 kB each way at 2 MB/s took ${ms.toFixed(0)} ms (at least 200 ms)`)
+    assert.ok(Buffer.concat(got).equals(payload), 'in order, unchanged')
+  })
 })

@@ -37,18 +37,25 @@ describe('read-ahead: regions fetched ahead of a sequential reader', () => {
     let pos = 10 * RS
     ra.follow(1, 7, 10, () => pos)
     assert.deepEqual(f.asked, [11, 12])
-    // The reader reads region 11 natively (JavaScript does not see it); the fetch of 12 completes.
+    // The reader reads region 11 natively (JavaScript does not see it): the window slides, same size.
     pos = 11 * RS + 100
     await f.finish(11)
-    assert.deepEqual(f.asked, [11, 12, 13, 14, 15])
-    pos = 13 * RS
+    assert.deepEqual(f.asked, [11, 12, 13])
+    // A whole window (2 regions) read since it began: it doubles.
+    pos = 12 * RS
     await f.finish(12)
-    assert.equal(Math.max(...f.asked), 13 + 8)
-    pos = 20 * RS
+    assert.deepEqual(f.asked, [11, 12, 13, 14, 15, 16])
+    pos = 16 * RS
     await f.finish(13)
-    assert.equal(Math.max(...f.asked), 20 + 16, 'the window reaches count and no further')
+    assert.equal(Math.max(...f.asked), 16 + 8)
+    pos = 24 * RS
     await f.finish(14)
-    assert.equal(Math.max(...f.asked), 20 + 16, 'a reader that does not move does not move the window')
+    assert.equal(Math.max(...f.asked), 24 + 16, 'the window reaches count and no further')
+    pos = 30 * RS
+    await f.finish(15)
+    assert.equal(Math.max(...f.asked), 30 + 16, 'and slides with the reader')
+    await f.finish(16)
+    assert.equal(Math.max(...f.asked), 30 + 16, 'a reader that does not move does not move the window')
   })
 
   it('starts over when the reader goes back, and stops at the end of the volume', async () => {
@@ -56,12 +63,27 @@ describe('read-ahead: regions fetched ahead of a sequential reader', () => {
     const ra = new ReadAhead(f, RS, 16)
     let pos = 30 * RS
     ra.follow(1, 7, 30, () => pos)
-    pos = 36 * RS
+    pos = 32 * RS
     await f.finish(31)
+    pos = 36 * RS
+    await f.finish(32)
     assert.equal(Math.max(...f.asked), 39, 'never past the last region')
     pos = 2 * RS
     ra.follow(1, 7, 2, () => pos)
     assert.ok(f.asked.includes(3) && f.asked.includes(4), 'a new window after going back')
+  })
+
+  it('stops when the reader jumps elsewhere (no fetching of everything in between)', async () => {
+    const f = new FakeFetcher(1000)
+    const ra = new ReadAhead(f, RS, 16)
+    let pos = 10 * RS
+    ra.follow(1, 7, 10, () => pos)
+    pos = 500 * RS
+    await f.finish(11)
+    assert.deepEqual(f.asked, [11, 12], 'nothing between 12 and 500')
+    pos = 12 * RS
+    await f.finish(12)
+    assert.deepEqual(f.asked, [11, 12], 'the window was dropped')
   })
 
   it('keeps one window per reader, and none once the reader closes its file', async () => {

@@ -1,0 +1,62 @@
+/**
+ * options: flag handling the commands share (bin/cli.ts and the command
+ * modules it wires): the common flags, usage errors that name their flag,
+ * durations, sizes and TLS pairs.
+ */
+import { Command, Option } from 'commander'
+import { VolmirrorError } from '../errors.js'
+import { Logger, type LogLevel } from '../log.js'
+import { checkRegionSize } from '../store/state-store.js'
+import { DATA_PATHS, defaultDataPath } from '../fuse/native-path.js'
+import { parseDuration, parseSize } from './parse.js'
+
+/** CommonOpts are the flags every command has. */
+export interface CommonOpts { logLevel: LogLevel, logFormat: 'text' | 'json', config?: string }
+
+/** common adds the flags every command has. */
+export function common (cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'read flags from a JSON file ({"flag-name": "value"}); flags given here win')
+    .addOption(new Option('--log-level <level>', 'least severe events to log').choices(['error', 'warn', 'info', 'debug']).default('info'))
+    .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
+}
+
+/** usage turns a bad option value into a usage error (exit 2), naming the option. */
+export function usage<T> (option: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    throw new VolmirrorError('USAGE', `${option}: ${(err as Error).message.replace(/^[^:]*: /, '')}`)
+  }
+}
+
+/** regionSizeOption reads --region-size. */
+export function regionSizeOption (text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  return usage('--region-size', () => checkRegionSize(parseSize(text, '--region-size')))
+}
+
+/** durationOption reads a positive duration flag. */
+export function durationOption (option: string, text: string): number {
+  const ms = usage(option, () => parseDuration(text, option))
+  if (ms <= 0) throw new VolmirrorError('USAGE', `${option}: must be more than 0`)
+  return ms
+}
+
+/** tlsOption is the --tls-cert/--tls-key pair, or undefined when neither is given. */
+export function tlsOption (o: { tlsCert?: string, tlsKey?: string }): { cert: string, key: string } | undefined {
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new VolmirrorError('USAGE', '--tls-cert and --tls-key go together')
+  return o.tlsCert !== undefined && o.tlsKey !== undefined ? { cert: o.tlsCert, key: o.tlsKey } : undefined
+}
+
+/** dataPathOption: who serves a node's mount (native hooks on FUSE threads, or JavaScript). */
+export function dataPathOption (): Option {
+  return new Option('--data-path <path>', 'who serves reads and writes of the mount: native code on the FUSE threads, or JavaScript (the fallback)')
+    .choices([...DATA_PATHS]).default(defaultDataPath())
+}
+
+/** logger makes the command's logger. */
+export function logger (o: CommonOpts, role: string): Logger {
+  return new Logger({ level: o.logLevel, format: o.logFormat, base: { node: role } })
+}
+
