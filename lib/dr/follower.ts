@@ -252,21 +252,19 @@ export class Follower {
     this.lag.lastError = undefined
     this.lag.lastContact = Date.now()
     this.lag.primaryLastSeq = batch.lastSeq
-    let confirmed: Promise<void> | undefined
     if (batch.records.length > 0) {
       // Stored whole and durable before anything of it is applied or acknowledged.
       await this.journal.storeAll(batch.records, true)
       for (const r of batch.records) { this.counters.records++; this.counters.bytes += r.bytes.length }
       this.pending.push(...batch.records)
       // Sync mode: fsyncs on the primary wait for this; say it before applying.
-      if (batch.syncWanted) confirmed = this.service.ack(id.nodeId, this.appliedSeq, this.journal.lastSeq).catch(err => { this.log.debug('follow.confirm_failed', { err }) })
+      if (batch.syncWanted) this.sendAck(this.appliedSeq, this.journal.lastSeq)
     }
     if (batch.release) this.lent.push(batch.release)
     try {
       if (this.journal.lastSeq >= batch.groupEnd && batch.groupEnd > this.appliedSeq) await this.applyGroup(batch.groupEnd)
     } finally {
       this.giveBack()
-      await confirmed
     }
     this.noteLag(batch)
   }
@@ -282,7 +280,7 @@ export class Follower {
     const records = this.pending.filter(r => r.seq > this.appliedSeq && r.seq <= end)
     if (records.length === 0 || records[0]!.seq !== this.appliedSeq + 1) {
       // Records stored before a restart: read them back.
-      records.splice(0, records.length, ...await this.journal.read(this.appliedSeq, { upto: end }))
+      records.splice(0, records.length, ...await this.journal.read(this.appliedSeq, { upto: end, unindexed: true }))
     }
     await this.lock.write(() => {
       for (const r of records) this.hooks.apply(r)
@@ -297,7 +295,18 @@ export class Follower {
     }
     this.lastAppliedTs = records.at(-1)?.ts ?? Date.now()
     this.hooks.applied?.(end, this.lastAppliedTs)
-    await this.service.ack(this.store.identity.nodeId, end)
+    this.sendAck(end)
+  }
+
+  /**
+   * sendAck tells the primary what is applied (and, in sync mode, stored)
+   * without waiting for the answer: the next long poll goes out at once, so
+   * a group closed meanwhile (an fsync in sync mode) finds it waiting. A
+   * lost acknowledgement is covered by the next one, and the poll itself
+   * says what is stored.
+   */
+  private sendAck (applied: number, stored?: number): void {
+    this.service.ack(this.store.identity.nodeId, applied, stored).catch(err => { this.log.debug('follow.ack_failed', { err }) })
   }
 
   // The RPO: how old the oldest write the DR does not have is. Measured on

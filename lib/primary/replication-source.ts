@@ -409,7 +409,7 @@ export class ReplicationSource implements PrimaryService {
     }
     const maxBytes = Math.min(req.maxBytes ?? LIMITS.maxGroupBytes, LIMITS.maxGroupBytes)
     const end = this.groupEnd
-    let records = end > req.after ? await this.journal.read(req.after, { upto: end, maxBytes }) : []
+    let records = end > req.after ? await this.journal.read(req.after, { upto: end, maxBytes, unindexed: true }) : []
     let groupEnd = Math.max(end, req.after)
     const last = records.length > 0 ? records[records.length - 1]!.seq : req.after
     if (last < end) {
@@ -487,11 +487,14 @@ export class ReplicationSource implements PrimaryService {
     await waiting
   }
 
-  /** closeEarly ends a group at what is appended now (sync mode, see `replicated`). */
+  /**
+   * closeEarly ends a group at what is appended now (sync mode, see
+   * `replicated`), without waiting for the index either: `groups` reads
+   * records not indexed yet from where they were appended.
+   */
   private async closeEarly (): Promise<void> {
-    if (this.journal.lastSeq <= this.groupEnd) return
-    await this.journal.indexed()
-    const end = this.journal.indexedSeq
+    this.journal.catchUp?.()
+    const end = this.journal.lastSeq
     if (end <= this.groupEnd) return
     this.groupEnd = end
     this.boundary(end)

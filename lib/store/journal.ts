@@ -140,6 +140,8 @@ export class Journal {
   private native: NativeAppender | undefined
   /** Brings in what the native writers appended (set with startNative): called before a sync or a flush. */
   catchUp: (() => void) | undefined
+  /** Entries appended whose index entry is not written yet: `read` with `unindexed` finds them here. */
+  private readonly unindexed = new Map<number, PendingEntry>()
 
   /** The meta key of its position: `journal` for the node's journal, `journal:NAME` for others (a DR's undo log). */
   private readonly metaKey: string
@@ -214,7 +216,7 @@ export class Journal {
     const [loc] = this.segments.appendSync([{ seq: record.seq, parts: recordParts(record), size: record.size }])
     this.appendedSeq = record.seq
     this.appendedBytes += record.size
-    this.index.push({ seq: record.seq, loc: loc!, head: record.head })
+    this.pushEntry({ seq: record.seq, loc: loc!, head: record.head })
     return Object.assign(record, { loc: loc! })
   }
 
@@ -264,7 +266,7 @@ export class Journal {
       this.segments.noteNative(loc, e.seq)
       this.appendedSeq = e.seq
       this.appendedBytes += e.size
-      this.index.push({ seq: e.seq, loc, head: encodeHead(e.seq, e.ts, { op: e.op, volume: volumeOf(i), offset: e.offset, length: e.length }) })
+      this.pushEntry({ seq: e.seq, loc, head: encodeHead(e.seq, e.ts, { op: e.op, volume: volumeOf(i), offset: e.offset, length: e.length }) })
     }
   }
 
@@ -293,8 +295,11 @@ export class Journal {
 
   /**
    * storeAll stores records that already have their seqs (a DR storing
-   * what its primary sent, as received): appended and indexed before it
-   * resolves, and durable if `sync`. They must continue the journal.
+   * what its primary sent, as received): appended before it resolves, and
+   * durable if `sync` (their index entries follow: `read` with `unindexed`
+   * finds them meanwhile, and after a crash the tail scan indexes them
+   * again; sync mode confirms them as soon as they are durable). They must
+   * continue the journal.
    */
   async storeAll (records: DecodedRecord[], sync: boolean): Promise<void> {
     if (records.length === 0) return
@@ -307,32 +312,56 @@ export class Journal {
     const locs = this.segments.appendSync(records.map(r => ({ seq: r.seq, parts: [r.bytes], size: r.bytes.length })))
     this.appendedSeq = records[records.length - 1]!.seq
     for (const r of records) this.appendedBytes += r.bytes.length
-    records.forEach((r, i) => this.index.push({ seq: r.seq, loc: locs[i]!, head: headOf(r.bytes) }))
-    await Promise.all([this.index.flushed(), sync ? this.sync() : undefined])
+    records.forEach((r, i) => this.pushEntry({ seq: r.seq, loc: locs[i]!, head: headOf(r.bytes) }))
+    if (sync) await this.sync()
+    else await this.index.flushed()
   }
 
   /**
    * read returns indexed records with seq in (afterSeq, upto], oldest
-   * first, at most `maxRecords` and about `maxBytes` (always at least one).
-   * Every record is verified (CRC, seq) as it is read back.
+   * first, at most `maxRecords` and about `maxBytes` (always at least one);
+   * with `unindexed`, also those appended whose index entry is not written
+   * yet (sync mode ships a group before its entries reach LevelDB). Every
+   * record is verified (CRC, seq) as it is read back.
    */
-  async read (afterSeq: number, opts: { upto?: number, maxRecords?: number, maxBytes?: number } = {}): Promise<DecodedRecord[]> {
+  async read (afterSeq: number, opts: { upto?: number, maxRecords?: number, maxBytes?: number, unindexed?: boolean } = {}): Promise<DecodedRecord[]> {
+    // Entries not indexed yet (with `unindexed`), taken before the index is
+    // read: one that gets indexed meanwhile is found in one or the other.
+    const recent: PendingEntry[] = []
+    if (opts.unindexed) {
+      for (let s = Math.max(afterSeq, this.state.lastSeq) + 1; s <= Math.min(opts.upto ?? Infinity, this.appendedSeq); s++) {
+        const e = this.unindexed.get(s)
+        if (!e) break
+        recent.push(e)
+      }
+    }
     const upto = Math.min(opts.upto ?? Infinity, this.state.lastSeq)
-    if (upto <= afterSeq) return []
-    const entries: IndexEntry[] = []
+    const entries: Array<{ seq: number, loc: SegmentLocation }> = []
     let bytes = 0
     const maxBytes = opts.maxBytes ?? Infinity
-    const it = this.level.iterator({ gt: seqKey(afterSeq), lte: seqKey(upto), limit: opts.maxRecords ?? -1 })
-    try {
-      for await (const [, value] of it) {
-        const e = decodeIndexEntry(value)
-        if (entries.length > 0 && bytes + e.loc.size > maxBytes) break
-        entries.push(e)
-        bytes += e.loc.size
+    const maxRecords = opts.maxRecords ?? Infinity
+    if (upto > afterSeq) {
+      const it = this.level.iterator({ gt: seqKey(afterSeq), lte: seqKey(upto), limit: Number.isFinite(maxRecords) ? maxRecords : -1 })
+      try {
+        for await (const [, value] of it) {
+          const e = decodeIndexEntry(value)
+          if (entries.length > 0 && bytes + e.loc.size > maxBytes) break
+          entries.push(e)
+          bytes += e.loc.size
+        }
+      } finally {
+        await it.close()
       }
-    } finally {
-      await it.close()
     }
+    let next = entries.length > 0 ? entries[entries.length - 1]!.seq + 1 : afterSeq + 1
+    for (const e of recent) {
+      if (e.seq < next) continue
+      if (e.seq !== next || entries.length >= maxRecords || (entries.length > 0 && bytes + e.loc.size > maxBytes)) break
+      entries.push(e)
+      bytes += e.loc.size
+      next++
+    }
+    if (entries.length === 0) return []
     const raw = await this.segments.readRun(entries.map(e => e.loc))
     return raw.map((b, i) => {
       const r = decodeRecord(b)
@@ -421,6 +450,12 @@ export class Journal {
     return this.sizes.cutFor(bytes)
   }
 
+  /** pushEntry queues an appended record's index entry (and keeps it at hand for `read` until it is written). */
+  private pushEntry (e: PendingEntry): void {
+    this.unindexed.set(e.seq, e)
+    this.index.push(e)
+  }
+
   /** stats reports position, size and batching. */
   stats (): JournalStats {
     return {
@@ -455,7 +490,7 @@ export class Journal {
       ops.push({ type: 'put', key: this.metaKey, value: next, sublevel: this.store.meta })
       await this.store.db.batch(ops as never, { sync })
       this.state = next
-      for (const r of batch) this.sizes.push(r.loc.size)
+      for (const r of batch) { this.sizes.push(r.loc.size); this.unindexed.delete(r.seq) }
     })
   }
 

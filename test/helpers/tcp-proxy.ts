@@ -198,7 +198,7 @@ export class TcpProxy {
     const q = link.queues[dir]
     if (q.timer || this.mode !== 'open') return
     const now = performance.now()
-    while (q.chunks.length > 0 && q.chunks[0]!.at <= now + 0.5) {
+    while (q.chunks.length > 0 && q.chunks[0]!.at <= now + 0.02) {
       const { chunk } = q.chunks.shift()!
       q.bytes -= chunk.length
       this.send(link, chunk, dir)

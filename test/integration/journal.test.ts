@@ -192,6 +192,24 @@ describe('journal (LevelDB and segment files on disk)', function () {
     assert.equal((await again.journal.read(0, { upto: 2 })).length, 2, 'records before it still read')
   })
 
+  it('reads records whose index entries are not written yet when asked (unindexed), in order with the indexed ones', async () => {
+    const state = path.join(await tmpDir('journal'), 'state')
+    const j = await openJournal(state)
+    for (let i = 0; i < 5; i++) j.journal.append({ op: 'write', volume: 'v.raw', offset: i * 4096, data: pattern(i, 4096) })
+    await j.journal.indexed()
+    // Appended now: their entries wait for the next index batch (a few ms).
+    for (let i = 5; i < 9; i++) j.journal.append({ op: 'write', volume: 'v.raw', offset: i * 4096, data: pattern(i, 4096) })
+    assert.equal(j.journal.indexedSeq, 5)
+    assert.deepEqual((await j.journal.read(0)).map(r => r.seq), [1, 2, 3, 4, 5], 'without unindexed: the index only')
+    const all = await j.journal.read(0, { unindexed: true })
+    assert.deepEqual(all.map(r => r.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+    all.forEach((r, i) => assert.ok(Buffer.from(r.data!).equals(pattern(i, 4096)), `bytes of seq ${r.seq}`))
+    assert.deepEqual((await j.journal.read(6, { unindexed: true, upto: 8 })).map(r => r.seq), [7, 8])
+    assert.deepEqual((await j.journal.read(3, { unindexed: true, maxRecords: 4 })).map(r => r.seq), [4, 5, 6, 7], 'bounded across the two')
+    await j.journal.indexed()
+    assert.deepEqual((await j.journal.read(0, { unindexed: true })).map(r => r.seq), range(1, 9), 'the same once indexed')
+  })
+
   it('finds records appended but not indexed when the writer was SIGKILLed (tail scan)', async () => {
     const state = path.join(await tmpDir('journal'), 'state')
     const size = 4096
