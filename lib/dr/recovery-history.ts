@@ -254,6 +254,7 @@ export class RecoveryHistory {
     this.trimming = (async () => {
       try {
         await this.pointWrites
+        await this.undo.indexed() // `bytes` counts indexed entries
         const now = this.last?.ts ?? Date.now()
         let dropped = 0
         while (this.first && this.count > 1) {

@@ -143,6 +143,11 @@ export class UndoLog {
     this.journal.readSync(e.loc, e.payloadAt + at, buf)
   }
 
+  /** indexed resolves once every entry appended so far is indexed (and counted in `bytes`). */
+  async indexed (): Promise<void> {
+    await this.journal.indexed()
+  }
+
   /** sync makes every entry appended so far durable. */
   async sync (): Promise<void> {
     await this.journal.sync()

@@ -176,13 +176,18 @@ describe('history: recovery points, point-in-time views, test failover, promote 
       await awaitPoint(pair)
       firsts.push((await drOf(pair.dirs.drState)).recovery!.first!.seq)
     }
-    const s = (await drOf(pair.dirs.drState)).recovery!
+    let seen: unknown
+    const s = await waitFor('retention to settle', async () => {
+      const r = (await drOf(pair.dirs.drState)).recovery!
+      seen = r
+      return r.bytes <= 3 * MiB ? r : undefined
+    }, 10_000).catch(err => { throw new Error(`${(err as Error).message}: ${JSON.stringify(seen)}`) })
     assert.ok(s.dropped > 0, 'some points were dropped')
-    assert.ok(s.bytes <= 3 * MiB + 2 * MiB, `the undo entries stay near the bound: ${s.bytes}`)
     for (let i = 1; i < firsts.length; i++) assert.ok(firsts[i]! >= firsts[i - 1]!, 'the oldest point only moves forward')
-    // Never more than asked: the points left hold about the bound, not far less.
-    assert.ok(s.bytes >= 1 * MiB, `retention kept what fits: ${s.bytes} bytes`)
-    assert.ok(s.points >= 2)
+    // Never more than asked: each point here holds 1 MiB of undo entries, so
+    // what is left is within one point of the bound.
+    assert.ok(s.bytes > 2 * MiB, `retention dropped only what it had to: ${s.bytes} bytes left of a 3 MiB bound`)
+    console.log(`      ${s.points} points kept, ${(s.bytes / MiB).toFixed(2)} MiB of undo entries (bound 3 MiB), ${s.dropped} dropped, oldest seq ${s.first!.seq}`)
   })
 
   it('test-failover: a writable mount at the latest point; writes never reach the DR images, replication goes on, nothing is left behind', async () => {
