@@ -24,6 +24,7 @@
  * while the images changed: history then starts over, and says so.
  */
 import { readFileSync } from 'node:fs'
+import { keySeq, seqKey } from '../core/record.js'
 import type { Logger } from '../log.js'
 import type { ImageDir } from '../store/image-dir.js'
 import type { BinaryLevel, StateStore } from '../store/state-store.js'
@@ -157,7 +158,7 @@ export class RecoveryHistory {
     this.first ??= p
     this.last = p
     this.count++
-    this.pointWrites = this.pointWrites.then(() => this.points.put(pointKey(seq), pointValue(p))).catch(err => this.log.warn('history.point_write_failed', { err }))
+    this.pointWrites = this.pointWrites.then(() => this.points.put(seqKey(seq), pointValue(p))).catch(err => this.log.warn('history.point_write_failed', { err }))
     this.retain()
   }
 
@@ -182,7 +183,7 @@ export class RecoveryHistory {
   async find (by: { seq?: number, at?: number }): Promise<RecoveryPoint | undefined> {
     await this.pointWrites
     if (by.seq !== undefined) {
-      for await (const [k, v] of this.points.iterator({ lte: pointKey(by.seq), reverse: true, limit: 1 })) return decodePoint(k, v)
+      for await (const [k, v] of this.points.iterator({ lte: seqKey(by.seq), reverse: true, limit: 1 })) return decodePoint(k, v)
       return undefined
     }
     for await (const [k, v] of this.points.iterator({ reverse: true })) {
@@ -223,7 +224,7 @@ export class RecoveryHistory {
    */
   async forgetAfter (seq: number, useq: number): Promise<void> {
     await this.pointWrites
-    await this.points.clear({ gt: pointKey(seq) })
+    await this.points.clear({ gt: seqKey(seq) })
     await this.undo.truncateAfter(useq - 1)
     this.count = 0
     this.first = undefined
@@ -264,7 +265,7 @@ export class RecoveryHistory {
           if (!tooOld && !tooBig) break
           const next = await this.nextAfter(old.seq)
           if (!next) break
-          await this.points.del(pointKey(old.seq))
+          await this.points.del(seqKey(old.seq))
           this.first = next
           this.count--
           dropped++
@@ -287,16 +288,9 @@ export class RecoveryHistory {
   }
 
   private async nextAfter (seq: number): Promise<RecoveryPoint | undefined> {
-    for await (const [k, v] of this.points.iterator({ gt: pointKey(seq), limit: 1 })) return decodePoint(k, v)
+    for await (const [k, v] of this.points.iterator({ gt: seqKey(seq), limit: 1 })) return decodePoint(k, v)
     return undefined
   }
-}
-
-function pointKey (seq: number): Buffer {
-  const b = Buffer.allocUnsafe(8)
-  b.writeUInt32BE(Math.floor(seq / 0x100000000), 0)
-  b.writeUInt32BE(seq >>> 0, 4)
-  return b
 }
 
 /** A point's value (version 1): f64 ts, f64 useq, u8 flags (bit 0: after a gap). */
@@ -309,7 +303,7 @@ function pointValue (p: RecoveryPoint): Buffer {
 }
 
 function decodePoint (k: Buffer, v: Buffer): RecoveryPoint {
-  return { seq: k.readUInt32BE(0) * 0x100000000 + k.readUInt32BE(4), ts: v.readDoubleBE(0), useq: v.readDoubleBE(8), afterGap: (v[16]! & 1) !== 0 }
+  return { seq: keySeq(k), ts: v.readDoubleBE(0), useq: v.readDoubleBE(8), afterGap: (v[16]! & 1) !== 0 }
 }
 
 let bootId: string | undefined
