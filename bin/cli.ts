@@ -74,6 +74,7 @@ syncOptions(common(program.command('primary')))
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--group-interval <duration>', 'how often a consistency group is closed and offered to DRs', '100ms')
   .option('--journal-limit <size>', 'journal kept for a lagging DR; past it, the oldest records become dirty regions it resyncs', '1G')
+  .option('--dr-expire <duration>', 'forget a DR not seen for this long (it stops holding the journal back); default never')
   .option('--async-reads', 'with --data-path js: read images on the thread pool instead of the main thread (many parallel readers on slow disks)', false)
   .addOption(dataPathOption())
   .addHelpText('after', `
@@ -83,7 +84,8 @@ Example:
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state
   scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, asyncReads: boolean, dataPath: DataPath, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, drExpire?: string, asyncReads: boolean, dataPath: DataPath, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
+    const drExpireMs = o.drExpire !== undefined ? durationOption('--dr-expire', o.drExpire) : undefined
     const regionSize = regionSizeOption(o.regionSize)
     const sync = syncConfig(o)
     const journalLimit = usage('--journal-limit', () => parseSize(o.journalLimit, '--journal-limit'))
@@ -99,7 +101,7 @@ Example:
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
       primary: {
         retainJournal: o.retainJournal, groupMs, journalLimit, asyncReads: o.asyncReads, ...(tls ? { tls } : {}),
-        ...sync,
+        ...sync, ...(drExpireMs !== undefined ? { drExpireMs } : {}),
       },
     })
     await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
@@ -133,7 +135,8 @@ Example:
   volmirror dr --images ./replica --state ./drstate --mount ./drmnt \\
                --primary http://primary:7070 --token-file ./token
   qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
-  volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag`)
+  volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag
+  volmirror dr forget 1a2b3c4d --state ./primary-state   # on the primary: drop a DR gone for good`)
   .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, keepDiscarded?: string, discardLocal: boolean, dataPath: DataPath, history: string, historySize: string, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
     const sync = syncConfig(o)
     const historyMs = o.history === '0' ? 0 : durationOption('--history', o.history)
@@ -265,6 +268,19 @@ Example:
 
 addHistoryCommands(program)
 
+// `volmirror dr forget ID` (the `dr` command itself runs a DR node and requires its flags).
+common(program.command('dr-forget', { hidden: true }))
+  .configureHelp({ commandUsage: () => 'volmirror dr forget [options] <id>' })
+  .description('forget a DR that is gone for good: it stops holding the primary\'s journal back (if it comes back, it syncs as a new DR)')
+  .argument('<id>', 'the DR\'s node id, or its first characters (volmirror status --state PRIMARY lists them)')
+  .requiredOption('--state <dir>', 'state directory of the primary')
+  .option('--json', 'print what was forgotten as JSON', false)
+  .action(async (id: string, o: CommonOpts & { state: string, json: boolean }) => {
+    const r = await callControl<{ nodeId: string, ackedSeq: number, lastSeenAt: string }>(o.state, 'dr.forget', { id })
+    if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n')
+    else process.stdout.write(`forgot DR ${r.nodeId} (acknowledged seq ${r.ackedSeq}, last seen ${r.lastSeenAt}): it no longer holds the journal back\n`)
+  })
+
 common(program.command('demo'))
   .description('try volmirror on this machine: sample images, a primary and a DR as separate processes, live progress until the DR is consistent')
   .option('--dir <dir>', 'work directory (new or empty; default a new one under /var/tmp), removed at the end unless --keep')
@@ -368,6 +384,8 @@ function fail (err: unknown): never {
 }
 
 try {
+  const args = process.argv.slice(2)
+  if (args[0] === 'dr' && args[1] === 'forget') process.argv.splice(2, 2, 'dr-forget')
   await applyConfigFile(process.argv.slice(2))
   await program.parseAsync(process.argv)
   process.exit(process.exitCode ?? 0)

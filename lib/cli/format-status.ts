@@ -88,10 +88,19 @@ function formatPrimary (s: PrimaryStatus): string {
   if (s.drs.length > 0) {
     lines.push('')
     for (const d of s.drs) {
-      lines.push(`  DR ${d.nodeId.slice(0, 8)}  ${d.mode}${d.mode === 'bitmap' ? ` (${formatBytes(d.dirtyBytes)} dirty, to resync)` : ''}; acknowledged seq ${d.ackedSeq} (${d.lagSeq} behind), last seen ${d.lastSeenAt}`)
+      const seen = d.lastContactSeconds < 10 ? 'in contact' : `last seen ${d.lastSeenAt} (${formatAge(d.lastContactSeconds)} ago; \`volmirror dr forget ${d.nodeId.slice(0, 8)}\` if it is gone for good)`
+      lines.push(`  DR ${d.nodeId.slice(0, 8)}  ${d.mode}${d.mode === 'bitmap' ? ` (${formatBytes(d.dirtyBytes)} dirty, to resync)` : ''}; acknowledged seq ${d.ackedSeq} (${d.lagSeq} behind); ${seen}`)
     }
   }
   return lines.join('\n')
+}
+
+/** formatAge shows seconds for people: 42 s, 12 min, 3.5 h, 2.0 days. */
+export function formatAge (s: number): string {
+  if (s < 120) return `${Math.round(s)} s`
+  if (s < 7200) return `${Math.round(s / 60)} min`
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`
+  return `${(s / 86400).toFixed(1)} days`
 }
 
 /** syncLine says whether fsyncs wait for the DRs (sync mode) and, when they do not, why. */

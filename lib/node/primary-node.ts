@@ -61,6 +61,8 @@ export interface PrimaryOptions extends NodeOptions {
   journalLimit?: number
   /** Sync mode (RPO 0): fsyncs wait until the DRs hold their records durably; what to do when one does not confirm in time. */
   sync?: SyncOptions
+  /** Forget a DR not seen for this long (ms): it no longer holds the journal back (`--dr-expire`). */
+  drExpireMs?: number
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -110,6 +112,8 @@ export interface PrimaryStatus {
     ackedSeq: number
     lagSeq: number
     lastSeenAt: string
+    /** Seconds since the DR last polled or acknowledged. */
+    lastContactSeconds: number
     listenUrl?: string
     /** journaling: every record kept for it; bitmap: some were dropped, it will resync dirty regions. */
     mode: 'journaling' | 'bitmap'
@@ -366,6 +370,10 @@ export class PrimaryNode {
       cleanup.unshift(() => observability.close())
       if (http) http.observability = observability.routes
       control.handle('status', async () => await node.status())
+      control.handle('dr.forget', async body => {
+        if (typeof body.id !== 'string' || body.id === '') throw new VolmirrorError('BAD_REQUEST', 'dr forget: give the id of a DR (see volmirror status)')
+        return await source.forget(body.id)
+      })
       await control.listen()
       node.watchPeers()
       log.info('node.ready', { role: 'primary', mount: mount.mountPoint, images: images.root, state: store.dir, lastSeq: journal.lastSeq, pid: process.pid })
@@ -410,6 +418,7 @@ export class PrimaryNode {
       ...(this.demoting ? { demoting: true } : {}),
       drs: this.source.drs().map(d => ({
         nodeId: d.nodeId, ackedSeq: d.ackedSeq, lagSeq: Math.max(0, this.journal.lastSeq - d.ackedSeq), lastSeenAt: d.lastSeenAt,
+        lastContactSeconds: Math.max(0, (Date.now() - Date.parse(d.lastSeenAt)) / 1000),
         ...(d.listenUrl ? { listenUrl: d.listenUrl } : {}),
         mode: d.droppedThrough !== undefined ? 'bitmap' as const : 'journaling' as const,
         dirtyBytes: this.source.dirtyRegions(d.nodeId) * this.store.identity.regionSize,
@@ -485,6 +494,7 @@ export class PrimaryNode {
   }
 
   private async checkPeers (fixed: Array<{ label: string, service: PrimaryService }>): Promise<void> {
+    if (this.opts.drExpireMs) await this.source.expire(this.opts.drExpireMs).catch(err => this.opts.log.warn('dr.expire_failed', { err }))
     const peers = [...fixed]
     for (const d of this.source.drs()) {
       if (d.listenUrl) peers.push({ label: `DR ${d.nodeId.slice(0, 8)}`, service: this.peerClient(d.listenUrl) })

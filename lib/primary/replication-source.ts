@@ -157,6 +157,38 @@ export class ReplicationSource implements PrimaryService {
     return [...this.registry.values()]
   }
 
+  /**
+   * forget drops a registered DR (its id, or a prefix of it that names one
+   * DR): its acknowledgements no longer hold the journal back, its dirty
+   * bitmap goes, sync mode stops waiting for it. A DR forgotten that comes
+   * back registers again, as a new DR (full comparison).
+   */
+  async forget (idOrPrefix: string): Promise<DrRecord> {
+    const matches = [...this.registry.keys()].filter(id => id === idOrPrefix || (idOrPrefix.length >= 4 && id.startsWith(idOrPrefix)))
+    if (matches.length === 0) throw new VolmirrorError('NOT_FOUND', `no DR ${JSON.stringify(idOrPrefix)} is registered with this primary (registered: ${[...this.registry.keys()].map(k => k.slice(0, 8)).join(', ') || 'none'})`)
+    if (matches.length > 1) throw new VolmirrorError('USAGE', `${JSON.stringify(idOrPrefix)} names ${matches.length} DRs (${matches.map(k => k.slice(0, 12)).join(', ')}): give more of the id`)
+    const id = matches[0]!
+    const rec = this.registry.get(id)!
+    this.registry.delete(id)
+    this.dirty.delete(id)
+    this.sync?.forget(id)
+    await this.drLevel.del(id)
+    await this.clearDirty(id)
+    this.log.warn('dr.forgotten', { dr: id, ackedSeq: rec.ackedSeq, lastSeenAt: rec.lastSeenAt, note: 'its acknowledgements no longer hold the journal; if it comes back it syncs as a new DR' })
+    return rec
+  }
+
+  /** expire forgets the DRs not seen for longer than `ms` (`--dr-expire`); returns them. */
+  async expire (ms: number): Promise<DrRecord[]> {
+    const now = Date.now()
+    const out: DrRecord[] = []
+    for (const d of [...this.registry.values()]) {
+      if (now - Date.parse(d.lastSeenAt) <= ms) continue
+      out.push(await this.forget(d.nodeId))
+    }
+    return out
+  }
+
   /** dirtyRegions counts the regions a DR must resync (0 unless it is in bitmap mode). */
   dirtyRegions (nodeId: string): number {
     let n = 0
