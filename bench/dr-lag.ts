@@ -40,7 +40,7 @@ async function sampleLag (state: string, done: Promise<unknown>): Promise<{ lags
   while (!finished) {
     const t = performance.now()
     try {
-      lags.push((await drStatus(state)).lag.seconds)
+      lags.push((await drStatus(state)).lag.seconds ?? NaN)
     } catch {
       errors++
     }

@@ -24,8 +24,8 @@ function formatDr (s: DrStatus): string {
   lines.push(`  primary  ${s.primary.label || '-'}  ${link}`)
   if (s.stalled) lines.push(`  STALLED  ${s.stalled} (groups are kept and applied again once this is fixed)`)
   if (s.splitBrain) lines.push(`  SPLIT BRAIN  ${s.splitBrain}`)
-  lines.push(`  seq      applied ${s.seq.applied}   primary last ${s.seq.primaryLast}   durable in images ${s.seq.durableInImages}`)
-  lines.push(`  lag      ${s.lag.seq} records, ${s.lag.seconds.toFixed(2)} s (RPO)` +
+  lines.push(`  seq      applied ${s.seq.applied}   primary last ${s.seq.primaryLast ?? 'unknown'}   durable in images ${s.seq.durableInImages}`)
+  lines.push(`  lag      ${lagText(s.lag)}` +
     (s.primary.journalBytes !== undefined ? `;  primary journal ${formatBytes(s.primary.journalBytes)}` : ''))
   lines.push(`  fetched  ${formatBytes(s.fetched.onDemandBytes)} on demand, ${formatBytes(s.fetched.hydrationBytes)} by hydration` +
     (s.fetched.failures > 0 ? `, ${s.fetched.failures} failed fetches` : ''))
@@ -93,6 +93,15 @@ function formatPrimary (s: PrimaryStatus): string {
     }
   }
   return lines.join('\n')
+}
+
+/**
+ * lagText is the lag as every view shows it (status, status --watch, the
+ * demo): what a failover could lose at most, and the records known behind.
+ */
+export function lagText (lag: DrStatus['lag']): string {
+  if (lag.seconds === null) return 'unknown (no word from the primary since this DR started)'
+  return `${lag.seq} records, at most ${lag.seconds.toFixed(2)} s (RPO)${lag.estimated ? ', and growing: the primary is silent' : ''}`
 }
 
 /** formatAge shows seconds for people: 42 s, 12 min, 3.5 h, 2.0 days. */

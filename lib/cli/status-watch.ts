@@ -12,6 +12,7 @@
  * A node that stops answering (a role change restarts it) is reported on
  * the lag line and asked again; only the first call must succeed.
  */
+import { lagText } from './format-status.js'
 import { callControl } from '../control/control-socket.js'
 import type { DrStatus } from '../node/dr-node.js'
 import type { PrimaryStatus } from '../node/primary-node.js'
@@ -94,8 +95,8 @@ function showDr (view: ProgressView, s: DrStatus): void {
     view.update('verify', { label: 'all volumes', kind: 'verify ', done: done * s.regionSize, total: vp.total * s.regionSize })
   }
   const link = s.lag.connected ? '' : `  link DOWN${s.lag.lastError ? ` (${s.lag.lastError})` : ''}`
-  view.text('lag', `lag ${s.lag.seconds.toFixed(2)} s (${s.lag.seq} records)  applied seq ${s.seq.applied} of ${s.lag.primaryLastSeq}  ` +
-    `${s.consistent ? 'CONSISTENT' : 'INCONSISTENT'}${link}${s.stalled ? `  STALLED: ${s.stalled}` : ''}${s.splitBrain ? `  SPLIT BRAIN: ${s.splitBrain}` : ''}`)
+  view.text('lag', `${s.consistent ? 'CONSISTENT' : 'INCONSISTENT'}  lag ${lagText(s.lag)}  applied seq ${s.seq.applied} of ${s.lag.primaryLastSeq ?? '?'}` +
+    `${link}${s.stalled ? `  STALLED: ${s.stalled}` : ''}${s.splitBrain ? `  SPLIT BRAIN: ${s.splitBrain}` : ''}`)
 }
 
 function showPrimary (view: ProgressView, s: PrimaryStatus): void {

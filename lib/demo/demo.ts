@@ -11,6 +11,7 @@
  * writer, stops both nodes (SIGTERM, wait, unmount) and removes what the
  * demo created unless asked to keep it.
  */
+import { lagText } from '../cli/format-status.js'
 import { constants, statSync } from 'node:fs'
 import { access, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
@@ -204,14 +205,14 @@ export class Demo {
     }
     const w = this.writer!.counters
     view.text('lag', registered
-      ? `lag ${s.lag.seconds.toFixed(2)} s (${s.lag.seq} records)  applied seq ${s.seq.applied} of ${s.lag.primaryLastSeq}  ` +
-        `writer ${formatBytes(w.bytes)} in ${w.writes} writes  DR ${s.consistent ? 'CONSISTENT' : 'inconsistent'}${s.lag.connected ? '' : '  (link down)'}`
+      ? `DR ${s.consistent ? 'CONSISTENT' : 'inconsistent'}  lag ${lagText(s.lag)}  applied seq ${s.seq.applied} of ${s.lag.primaryLastSeq ?? '?'}  ` +
+        `writer ${formatBytes(w.bytes)} in ${w.writes} writes${s.lag.connected ? '' : '  (link down)'}`
       : 'waiting for the DR to register with the primary')
     if (this.consistentAt === undefined && registered && s.consistent) {
       this.consistentAt = Date.now()
       view.flush()
       this.say(`\nDR is consistent after ${((this.consistentAt - this.startedAt) / 1000).toFixed(1)} s: every region copied or compared, ` +
-        `a failover target as of seq ${s.seq.applied} (lag ${s.lag.seconds.toFixed(2)} s)\n`)
+        `a failover target as of seq ${s.seq.applied} (lag ${lagText(s.lag)})\n`)
       this.say(this.nextSteps(d))
     }
   }

@@ -38,11 +38,20 @@ export interface FollowState {
 
 /** Lag is what status shows about replication delay. */
 export interface Lag {
-  primaryLastSeq: number
+  /** The primary's last seq as last heard (null before the DR heard from it). */
+  primaryLastSeq: number | null
   /** Seqs the DR has not applied yet. */
   seq: number
-  /** Age of the oldest write the DR has not applied (the RPO), seconds. */
-  seconds: number
+  /**
+   * What a failover now could lose, at most (the RPO), seconds: the age of
+   * the oldest write the DR knows it has not applied, or the time since the
+   * primary last told it where it is, whichever is more (anything written
+   * since may be missing; the primary answers at least every heartbeat).
+   * null before the DR heard from its primary at all: unknown.
+   */
+  seconds: number | null
+  /** Age of the oldest write the DR knows it has not applied, seconds. */
+  pendingSeconds: number
   /** When the primary last answered (ms, local clock), and whether the link is up. */
   lastContact: number
   connected: boolean
@@ -83,7 +92,7 @@ export class Follower {
   private pending: JournalRecord[] = []
   /** Releases of lent batches whose records are still pending (see GroupBatch.release). */
   private lent: Array<() => void> = []
-  private readonly lag: Lag = { primaryLastSeq: 0, seq: 0, seconds: 0, lastContact: 0, connected: false }
+  private readonly lag: Lag = { primaryLastSeq: null, seq: 0, seconds: null, pendingSeconds: 0, lastContact: 0, connected: false }
   /** Age of the oldest pending write as the primary saw it at its last answer (ms), and when that answer came. */
   private pendingAgeMs = 0
   private pendingAgeAt = 0
@@ -126,14 +135,16 @@ export class Follower {
 
   /** lagNow reports the replication lag as of now. */
   lagNow (): Lag {
+    const now = Date.now()
     // From the applied seq as of now: a group applied since the primary's
     // last answer (its acknowledgement still on the way) is no longer lag.
-    const seq = Math.min(this.lag.seq, Math.max(0, this.lag.primaryLastSeq - this.appliedSeq))
-    let seconds = seq > 0 ? Math.max(0, (this.pendingAgeMs + Date.now() - this.pendingAgeAt) / 1000) : 0
-    // Without contact the DR cannot know what the primary wrote meanwhile:
-    // the RPO is at least the silence (pessimistic, as a DR should be).
-    if (!this.lag.connected && this.lag.lastContact > 0) seconds = Math.max(seconds, (Date.now() - this.lag.lastContact) / 1000)
-    return { ...this.lag, seq, seconds, ...(this.lag.connected ? {} : { estimated: true }) }
+    const seq = this.lag.primaryLastSeq === null ? 0 : Math.min(this.lag.seq, Math.max(0, this.lag.primaryLastSeq - this.appliedSeq))
+    const pendingSeconds = seq > 0 ? Math.max(0, (this.pendingAgeMs + now - this.pendingAgeAt) / 1000) : 0
+    if (this.lag.lastContact === 0) return { ...this.lag, seq, pendingSeconds, seconds: null, estimated: true }
+    // Whatever the primary wrote since it last answered may be missing:
+    // the bound is at least the silence (pessimistic, as a DR should be).
+    const seconds = Math.max(pendingSeconds, (now - this.lag.lastContact) / 1000)
+    return { ...this.lag, seq, pendingSeconds, seconds, ...(this.lag.connected ? {} : { estimated: true }) }
   }
 
   private async run (): Promise<void> {

@@ -84,8 +84,8 @@ function renderSummary (s) {
     facts.append(fact('mode', mode, 'mode'));
     facts.append(fact('state', s.consistent ? 'consistent' : 'inconsistent', 'state'));
     facts.append(fact('applied seq', String(s.seq.applied), 'applied'));
-    facts.append(fact('primary seq', String(s.seq.primaryLast)));
-    facts.append(fact('lag', s.lag.seq + ' seq, ' + s.lag.seconds.toFixed(1) + ' s', 'lag'));
+    facts.append(fact('primary seq', s.seq.primaryLast === null ? 'unknown' : String(s.seq.primaryLast)));
+    facts.append(fact('lag', s.lag.seconds === null ? 'unknown' : s.lag.seq + ' seq, at most ' + s.lag.seconds.toFixed(1) + ' s', 'lag'));
     facts.append(fact('primary', (s.primary.label || '?') + (s.lag.connected ? ' (up)' : ' (down' + (s.lag.lastError ? ': ' + s.lag.lastError : '') + ')'), 'link'));
     facts.append(fact('fetched', bytes(s.fetched.onDemandBytes) + ' on demand, ' + bytes(s.fetched.hydrationBytes) + ' hydration'));
     $('state').className = 'value ' + (s.consistent ? 'ok' : 'warn');

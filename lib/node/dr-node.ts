@@ -106,7 +106,8 @@ export interface DrStatus {
   /** Who serves the mount's reads, and (native) how many it served and passed to JavaScript (fetches). */
   dataPath: { mount: 'native' | 'js', native?: { reads: number, readBytes: number, passedReads: number } }
   primary: { label: string, id: string | undefined, journalBytes: number | undefined }
-  seq: { applied: number, stored: number, primaryLast: number, durableInImages: number }
+  /** `primaryLast` is null before the DR heard from its primary. */
+  seq: { applied: number, stored: number, primaryLast: number | null, durableInImages: number }
   lag: Lag
   consistent: boolean
   volumes: DrVolumeStatus[]
@@ -725,7 +726,7 @@ export class DrNode {
     const consistent = this.follower.state !== undefined && lag.stalled === undefined && volumes.every(v => v.state === 'consistent')
     const latest = this.recovery?.latest
     if (consistent) {
-      const ts = latest?.seq === applied ? latest.ts : Date.now() - lag.seconds * 1000
+      const ts = latest?.seq === applied ? latest.ts : Date.now() - (lag.seconds ?? 0) * 1000
       return { promotionPoint: { seq: applied, ts, ageSeconds: Math.max(0, (Date.now() - ts) / 1000), rollback: false } }
     }
     if (!latest) return {}

@@ -83,6 +83,12 @@ export class ReplicationSource implements PrimaryService {
   codes: RegionCodes | undefined
   /** Bytes of records kept for DRs before the oldest are replaced by dirty bitmaps (US 6,260,124). */
   journalLimit = Infinity
+  /**
+   * A long poll with nothing new is answered after this long anyway: the
+   * heartbeat tells a DR the primary's position, so the lag it shows is a
+   * bound it can trust, and a silent link is noticed at once.
+   */
+  heartbeatMs = 250
   /** Per DR, per volume: regions changed by records dropped while it was away. */
   private readonly dirty = new Map<string, Map<string, RegionBitmap>>()
   private readonly dirtyLevel: BinaryLevel
@@ -437,7 +443,7 @@ export class ReplicationSource implements PrimaryService {
       throw new VolmirrorError('RESYNC_REQUIRED', `records after ${req.after} are no longer in the journal (it starts at ${this.journal.firstSeq}); the DR must resync`)
     }
     if (this.groupEnd <= req.after && (req.waitMs ?? 0) > 0) {
-      await this.waitForGroup(req.after, Math.min(req.waitMs!, LIMITS.maxWaitMs), req.signal)
+      await this.waitForGroup(req.after, Math.min(req.waitMs!, LIMITS.maxWaitMs, this.heartbeatMs), req.signal)
     }
     const maxBytes = Math.min(req.maxBytes ?? LIMITS.maxGroupBytes, LIMITS.maxGroupBytes)
     const end = this.groupEnd

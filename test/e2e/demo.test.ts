@@ -76,7 +76,7 @@ describe('volmirror demo (e2e)', function () {
     // Not a terminal: plain lines with times, no escape sequences.
     assert.doesNotMatch(r.stdout, /\x1b\[/, 'escape sequences in plain output')
     assert.match(r.stdout, /^\d\d:\d\d:\d\d {2}hydrate disk\.img {2}done {2}256 MiB {2}in [\d.]+ s$/m, show(r))
-    assert.match(r.stdout, /^\d\d:\d\d:\d\d {2}lag [\d.]+ s \(\d+ records\) {2}applied seq \d+ of \d+ .*DR CONSISTENT$/m, show(r))
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d {2}DR CONSISTENT {2}lag \d+ records, at most [\d.]+ s \(RPO\) {2}applied seq \d+ of \d+ {2}writer /m, show(r))
     // It said where things are and what to try.
     assert.ok(r.stdout.includes(`status --state ${path.join(work, 'dr', 'state')}`), show(r))
     assert.ok(r.stdout.includes(`mount -o ro,loop ${path.join(work, 'dr', 'mnt', 'disk.img')}`), show(r))

@@ -32,7 +32,7 @@ async function sampleLag (state: string, until: Promise<unknown>): Promise<numbe
   const out: number[] = []
   while (!done) {
     const s: DrStatus = await drOf(state)
-    out.push(s.lag.seconds)
+    out.push(s.lag.seconds ?? Infinity)
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   return out

@@ -200,13 +200,13 @@ describe('outages: cut, stalled and crashed links (primary and DR processes, thr
     assert.ok(d1.lag.lastContact <= stalledAt + 1000, 'no contact since the stall (but for a reply already on its way)')
     const d2 = await waitFor('the DR\'s lag in seconds to grow', async () => {
       const d = await pp.dr()
-      return d.lag.seconds >= d1.lag.seconds + 1 ? d : undefined
+      return (d.lag.seconds ?? 0) >= (d1.lag.seconds ?? Infinity) + 1 ? d : undefined
     }, 10_000, 100)
     assert.equal(d2.lag.connected, false)
-    assert.ok(d2.lag.seconds * 1000 >= Date.now() - stalledAt - 1000, `the lag covers the stall at least: ${d2.lag.seconds} s`)
+    assert.ok(d2.lag.seconds! * 1000 >= Date.now() - stalledAt - 1000, `the lag covers the stall at least: ${d2.lag.seconds} s`)
     const p2 = (await pp.primary()).drs[0]!
-    console.log(`      stalled: the DR said 'not connected' after ${(noticedMs / 1000).toFixed(1)} s; lag then ${d1.lag.seq} seqs / ${d1.lag.seconds.toFixed(1)} s, ` +
-      `${d2.lag.seconds.toFixed(1)} s later; primary: DR lag ${p2.lagSeq} seqs; ${(await writer.acks()).length - acksAtStall} writes acknowledged meanwhile`)
+    console.log(`      stalled: the DR said 'not connected' after ${(noticedMs / 1000).toFixed(1)} s; lag then ${d1.lag.seq} seqs / ${d1.lag.seconds!.toFixed(1)} s, ` +
+      `${d2.lag.seconds!.toFixed(1)} s later; primary: DR lag ${p2.lagSeq} seqs; ${(await writer.acks()).length - acksAtStall} writes acknowledged meanwhile`)
 
     const before = pp.proxy.snapshot()
     pp.proxy.restore()

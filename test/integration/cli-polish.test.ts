@@ -269,7 +269,7 @@ describe('volmirror CLI polish: help, --json, --config, --watch, progress', func
       }, 20_000, 50)
       const pcts = lines.map(m => Number(m[1]))
       assert.deepEqual([...pcts].sort((a, b) => a - b), pcts, `hydration went backwards: ${pcts.join(' ')}`)
-      assert.match(w.stdout(), /^\d\d:\d\d:\d\d {2}lag [\d.]+ s \(\d+ records\) {2}applied seq \d+ of \d+ {2}(CONSISTENT|INCONSISTENT)/m)
+      assert.match(w.stdout(), /^\d\d:\d\d:\d\d {2}(CONSISTENT|INCONSISTENT) {2}lag \d+ records, at most [\d.]+ s \(RPO\) {2}applied seq \d+ of \d+/m)
       assert.doesNotMatch(w.stdout(), /\x1b\[/, 'escape sequences in plain output')
       // The DR's own log: one line per volume every 5 s, with rate and ETA.
       await waitFor('a hydrate.progress line in the DR\'s log', () =>
