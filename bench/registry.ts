@@ -13,6 +13,7 @@ import { drPresentRead } from './dr-present-read.js'
 import { drResync } from './dr-resync.js'
 import { primaryWrite } from './primary-write.js'
 import { syncWrite } from './sync-write.js'
+import { wanSync } from './wan-sync.js'
 
 /** benchmarks are run by default, all of them, in this order. */
 export const benchmarks: Benchmark[] = [
@@ -25,4 +26,5 @@ export const benchmarks: Benchmark[] = [
   drLag,
   syncWrite,
   drHistory,
+  wanSync,
 ]

@@ -20,7 +20,8 @@ import { readToken } from '../lib/http/auth.js'
 import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
 import { type DataPath } from '../lib/fuse/native-path.js'
-import { common, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
+import { common, compressOption, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
+import type { CompressMode } from '../lib/http/compression.js'
 import { addHistoryCommands, formatPoint, pointArgs } from '../lib/cli/history-commands.js'
 
 const program = new Command()
@@ -76,6 +77,7 @@ syncOptions(common(program.command('primary')))
   .option('--journal-limit <size>', 'journal kept for a lagging DR; past it, the oldest records become dirty regions it resyncs', '1G')
   .option('--dr-expire <duration>', 'forget a DR not seen for this long (it stops holding the journal back); default never')
   .option('--async-reads', 'with --data-path js: read images on the thread pool instead of the main thread (many parallel readers on slow disks)', false)
+  .addOption(compressOption())
   .addOption(dataPathOption())
   .addHelpText('after', `
 Example:
@@ -84,7 +86,7 @@ Example:
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state
   scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, drExpire?: string, asyncReads: boolean, dataPath: DataPath, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, drExpire?: string, asyncReads: boolean, compress: CompressMode, dataPath: DataPath, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
     const drExpireMs = o.drExpire !== undefined ? durationOption('--dr-expire', o.drExpire) : undefined
     const regionSize = regionSizeOption(o.regionSize)
     const sync = syncConfig(o)
@@ -100,7 +102,7 @@ Example:
       ...(listen ? { listen } : {}),
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
       primary: {
-        retainJournal: o.retainJournal, groupMs, journalLimit, asyncReads: o.asyncReads, ...(tls ? { tls } : {}),
+        retainJournal: o.retainJournal, groupMs, journalLimit, asyncReads: o.asyncReads, compress: o.compress, ...(tls ? { tls } : {}),
         ...sync, ...(drExpireMs !== undefined ? { drExpireMs } : {}),
       },
     })
@@ -125,6 +127,7 @@ syncOptions(common(program.command('dr')), ' once promoted')
   .option('--tls-cert <file>', 'serve --listen over HTTPS with this certificate (PEM)')
   .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
   .option('--async-reads', 'with --data-path js: read the copies on the thread pool instead of the main thread (many parallel readers on slow disks)', false)
+  .addOption(compressOption())
   .addOption(dataPathOption())
   .option('--keep-discarded <dir>', 'when this node gives up writes the primary never had (failback), keep their bytes here')
   .option('--discard-local', 'resolve a split brain by overwriting this side with the primary\'s', false)
@@ -137,7 +140,7 @@ Example:
   qemu-img info ./drmnt/vm1.raw          # works at once: copy-on-read
   volmirror status --state ./drstate     # consistent/inconsistent, hydrated %, lag
   volmirror dr forget 1a2b3c4d --state ./primary-state   # on the primary: drop a DR gone for good`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, keepDiscarded?: string, discardLocal: boolean, dataPath: DataPath, history: string, historySize: string, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, primary: string, tokenFile: string, ca?: string, hydrateRate: string, fetchTimeout: string, readAhead: string, regionSize?: string, checkpointInterval: string, listen?: string, advertise?: string, tlsCert?: string, tlsKey?: string, asyncReads: boolean, compress: CompressMode, keepDiscarded?: string, discardLocal: boolean, dataPath: DataPath, history: string, historySize: string, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
     const sync = syncConfig(o)
     const historyMs = o.history === '0' ? 0 : durationOption('--history', o.history)
     const historySize = usage('--history-size', () => parseSize(o.historySize, '--history-size'))
@@ -158,7 +161,7 @@ Example:
       ...(regionSize !== undefined ? { regionSize } : {}),
       ...(listen ? { listen } : {}),
       tokenFile: o.tokenFile,
-      primary: { asyncReads: o.asyncReads, ...(tls ? { tls } : {}), ...sync },
+      primary: { asyncReads: o.asyncReads, compress: o.compress, ...(tls ? { tls } : {}), ...sync },
       dr: {
         url: o.primary, token, ...(o.ca ? { ca: o.ca } : {}),
         primaryLabel: o.primary, hydrateRate, fetchTimeoutMs, readAhead,

@@ -50,7 +50,9 @@ fi
 # 3. npm packages, when package-lock.json changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  # zstd-napi would first try to download a prebuilt binary: build it from
+  # its bundled libzstd sources instead (node-gyp, the installed Node's headers).
+  npm_config_build_from_source=zstd-napi npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 node scripts/build-native.mjs
 

@@ -8,6 +8,7 @@ import { VolmirrorError } from '../errors.js'
 import { Logger, type LogLevel } from '../log.js'
 import { checkRegionSize } from '../store/state-store.js'
 import { DATA_PATHS, defaultDataPath } from '../fuse/native-path.js'
+import { parseCompressMode } from '../http/compression.js'
 import { parseDuration, parseSize } from './parse.js'
 
 /** CommonOpts are the flags every command has. */
@@ -53,6 +54,12 @@ export function tlsOption (o: { tlsCert?: string, tlsKey?: string }): { cert: st
 export function dataPathOption (): Option {
   return new Option('--data-path <path>', 'who serves reads and writes of the mount: native code on the FUSE threads, or JavaScript (the fallback)')
     .choices([...DATA_PATHS]).default(defaultDataPath())
+}
+
+/** compressOption: zstd on the wire (lib/http/compression.ts). */
+export function compressOption (): Option {
+  return new Option('--compress <mode>', 'zstd on the wire: auto (when the link, not the CPU, limits: a DR a round trip of 1 ms or more from its primary), zstd (always), none')
+    .default('auto').argParser(v => usage('--compress', () => parseCompressMode(v)))
 }
 
 /** logger makes the command's logger. */

@@ -34,6 +34,8 @@ export function keptAsideName (seq: number, volume: string): string {
 export class DrApplier {
   /** Bytes of payload applied, for status. */
   readonly counters = { records: 0, bytes: 0 }
+  /** The seq of the record being applied now (0 between records). */
+  current = 0
 
   constructor (
     private readonly replica: Replica,
@@ -51,10 +53,12 @@ export class DrApplier {
     this.counters.records++
     const h = this.history?.history
     if (h) h.cause = rec.seq
+    this.current = rec.seq
     try {
       this.applyOne(rec, h?.capturing ? h : undefined)
     } finally {
       if (h) h.cause = 0
+      this.current = 0
     }
   }
 

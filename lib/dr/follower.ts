@@ -139,7 +139,8 @@ export class Follower {
     // From the applied seq as of now: a group applied since the primary's
     // last answer (its acknowledgement still on the way) is no longer lag.
     const seq = this.lag.primaryLastSeq === null ? 0 : Math.min(this.lag.seq, Math.max(0, this.lag.primaryLastSeq - this.appliedSeq))
-    const pendingSeconds = seq > 0 ? Math.max(0, (this.pendingAgeMs + now - this.pendingAgeAt) / 1000) : 0
+    // Aged from the last answer (which may also say what an upstream DR lacks of its primary).
+    const pendingSeconds = this.pendingAgeMs > 0 ? Math.max(0, (this.pendingAgeMs + now - this.pendingAgeAt) / 1000) : 0
     if (this.lag.lastContact === 0) return { ...this.lag, seq, pendingSeconds, seconds: null, estimated: true }
     // Whatever the primary wrote since it last answered may be missing:
     // the bound is at least the silence (pessimistic, as a DR should be).
@@ -325,7 +326,7 @@ export class Follower {
   // clocks need not agree, and aged locally until the next answer.
   private noteLag (b: GroupBatch): void {
     this.lag.seq = Math.max(0, b.lastSeq - this.appliedSeq)
-    this.pendingAgeMs = this.lag.seq > 0 && b.oldestPendingTs > 0 ? Math.max(0, b.time - b.oldestPendingTs) : 0
+    this.pendingAgeMs = b.oldestPendingTs > 0 ? Math.max(0, b.time - b.oldestPendingTs) : 0
     this.pendingAgeAt = Date.now()
   }
 }

@@ -26,6 +26,7 @@
  */
 import { regionKey } from '../core/as-of.js'
 import type { Replica } from '../core/replica.js'
+import { FlightWindow } from '../core/flight-window.js'
 import { decideSync } from '../core/sync-decision.js'
 import type { Logger } from '../log.js'
 import type { PrimaryService, RegionInfo } from '../replication/protocol.js'
@@ -39,6 +40,9 @@ import type { Fetcher } from './fetcher.js'
 /** SyncReason says why regions became absent (keys of `moved()`). */
 export type SyncReason = 'initialSync' | 'resync' | 'failback' | 'compare'
 
+/** Asked is a batch as the primary described it, with which of its regions the DR holds data for. */
+interface Asked { local: Map<number, boolean>, info: Awaited<ReturnType<PrimaryService['regions']>> }
+
 const REASON_LABEL: Record<SyncReason, string> = { initialSync: 'initial sync', resync: 'resync', failback: 'failback', compare: 'compare' }
 
 /** HydratorOptions pace hydration. */
@@ -47,8 +51,12 @@ export interface HydratorOptions {
   bytesPerSecond: number
   /** Regions asked about per call to the primary. */
   batch?: number
-  /** Copies in flight at once (across batches: the next batch is decided while copies of the last one stream). */
-  concurrency?: number
+  /**
+   * Copies in flight at once (across batches: the next batch is decided
+   * while copies of the last one stream): at least `concurrency.min`, and up
+   * to `max` as the measured bandwidth-delay product asks (lib/core/flight-window.ts).
+   */
+  concurrency?: { min: number, max: number }
   /** How often progress is logged while regions remain absent (default 5 s; 0 = never). */
   progressMs?: number
 }
@@ -65,6 +73,8 @@ export class Hydrator {
   private progressTimer: NodeJS.Timeout | undefined
   /** Copies in flight (fetches of regions decided 'copy'). */
   private readonly copies = new Set<Promise<void>>()
+  /** How many copies may be in flight: sized to the link's bandwidth-delay product. */
+  readonly window: FlightWindow
   /** Per volume id, what the last progress line saw (for the rate). */
   private readonly seen = new Map<number, { present: number, at: number }>()
   /** Why regions became absent, when the node said so, and the bytes fetched (both causes) when it did; shown in progress lines. */
@@ -82,7 +92,9 @@ export class Hydrator {
     private readonly log: Logger,
     private readonly opts: HydratorOptions,
     private readonly codes: RegionCodes,
-  ) {}
+  ) {
+    this.window = new FlightWindow({ min: opts.concurrency?.min ?? 16, max: opts.concurrency?.max ?? 128, unit: replica.regionSize })
+  }
 
   start (): void {
     if (this.running || this.opts.bytesPerSecond === 0) return
@@ -183,11 +195,17 @@ export class Hydrator {
     }
   }
 
-  /** pass walks all volumes once; returns whether it found anything absent. */
+  /**
+   * pass walks all volumes once; returns whether it found anything absent.
+   * The primary is asked about the next batch while this one is settled:
+   * on a long link its answer crosses behind this batch's copies instead of
+   * after them (the link would run dry for a round trip every batch).
+   */
   private async pass (): Promise<boolean> {
     let found = false
     for (const v of this.volumes.list()) {
       let at = 0
+      let next: { from: number, asked: Promise<Asked> } | undefined
       for (;;) {
         if (!this.running) return found
         const map = this.replica.map(v.id)
@@ -199,10 +217,16 @@ export class Hydrator {
           // The first progress line's rate counts from here.
           for (const w of this.volumes.list()) this.seen.set(w.id, { present: this.replica.map(w.id).setCount, at: this.workSince })
         }
-        const count = Math.min(this.opts.batch ?? 64, map.length - from)
+        const batch = this.opts.batch ?? 64
+        const count = Math.min(batch, map.length - from)
         at = from + count
-        await this.decideBatch(v.id, v.name, from, count).catch(err => {
+        const asked = next?.from === from ? next.asked : this.ask(v.name, from, count)
+        const after = map.next(at, false)
+        next = after < 0 ? undefined : { from: after, asked: this.ask(v.name, after, Math.min(batch, map.length - after)) }
+        next?.asked.catch(() => {}) // reported when it is settled, if it still is
+        await asked.then(a => this.settleBatch(v.id, v.name, a)).catch(err => {
           this.log.warn('hydrate.batch_failed', { volume: v.name, from, err })
+          next = undefined
           return new Promise(resolve => setTimeout(resolve, 1000))
         })
       }
@@ -212,20 +236,30 @@ export class Hydrator {
     return found
   }
 
-  /** copy starts fetching a region, waiting first while `concurrency` copies are in flight. */
+  /** copy starts fetching a region, waiting first while the window is full. */
   private async copy (volume: number, name: string, region: number): Promise<void> {
-    while (this.copies.size >= (this.opts.concurrency ?? 16)) await Promise.race(this.copies)
+    while (this.copies.size >= this.window.window) await Promise.race(this.copies)
+    const began = performance.now()
+    this.window.started(began)
     const p: Promise<void> = this.fetcher.ensure(volume, region, 'hydrate').then(
-      () => { this.counters.copied++ },
-      err => this.log.warn('hydrate.copy_failed', { volume: name, region, err }),
-    ).finally(() => this.copies.delete(p))
+      () => {
+        this.counters.copied++
+        this.window.completed(this.replica.regionSize, began, performance.now())
+      },
+      err => {
+        this.window.failed(began)
+        this.log.warn('hydrate.copy_failed', { volume: name, region, err })
+      },
+    ).finally(() => {
+      this.copies.delete(p)
+      if (this.copies.size === 0) this.window.idle()
+    })
     this.copies.add(p)
   }
 
-  private async decideBatch (volume: number, name: string, from: number, count: number): Promise<void> {
+  /** ask finds which regions of a batch the DR holds data for, and asks the primary about them. */
+  private async ask (name: string, from: number, count: number): Promise<Asked> {
     const rs = this.replica.regionSize
-    // Hold back while readers wait for fetches: they come first.
-    while (this.running && this.fetcher.inFlight('read') > 0) await new Promise(resolve => setTimeout(resolve, 5))
     // Which of these does the DR hold data for? Only those need checksums.
     const local = await this.files.use(name, async f => {
       const out = new Map<number, boolean>()
@@ -233,7 +267,13 @@ export class Hydrator {
       return out
     })
     const anyLocal = [...local.values()].some(Boolean)
-    const info = await this.service.regions(name, from, count, anyLocal)
+    return { local, info: await this.service.regions(name, from, count, anyLocal) }
+  }
+
+  /** settleBatch decides each region of an answered batch: keep, release, or copy. */
+  private async settleBatch (volume: number, name: string, { local, info }: Asked): Promise<void> {
+    // Hold back while readers wait for fetches: they come first.
+    while (this.running && this.fetcher.inFlight('read') > 0) await new Promise(resolve => setTimeout(resolve, 5))
     const v = this.volumes.byIdOf(volume)
     if (!v || !sameVolume(v, info.birth)) return // renamed on the primary meanwhile: next pass
     for (const ri of info.regions) {
@@ -242,7 +282,7 @@ export class Hydrator {
       const action = await this.decide(volume, name, ri, local.get(ri.index) ?? false)
       if (action === 'copy') {
         await this.copy(volume, name, ri.index)
-        await this.pace(rs)
+        await this.pace(this.replica.regionSize)
       }
     }
     // Regions past the primary's end (a shorter volume): the records that

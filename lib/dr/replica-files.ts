@@ -25,6 +25,8 @@ export class ReplicaFiles implements ReplicaImage {
   lastWriteAt = 0
   /** Keeps what bytes held before they change (recovery points), when set. */
   history: RecoveryHistory | undefined
+  /** Told of every change (a region reader serving downstream DRs seqlocks on it); `whole` for a size change. */
+  onChange: ((volume: number, name: string, offset: number, length: number, whole: boolean) => void) | undefined
 
   constructor (
     private readonly images: ImageDir,
@@ -47,6 +49,7 @@ export class ReplicaFiles implements ReplicaImage {
     const f = this.file(volume)
     this.keep(volume, f, offset, data.length)
     this.codes.invalidate(f.name, offset, data.length)
+    this.onChange?.(volume, f.name, offset, data.length, false)
     this.images.pwriteSync(f.fd, data, offset, f.name)
     this.files.markDirty(f)
     this.lastWriteAt = Date.now()
@@ -61,6 +64,7 @@ export class ReplicaFiles implements ReplicaImage {
     const f = this.file(volume)
     this.keep(volume, f, offset, data.length)
     this.codes.invalidate(f.name, offset, data.length)
+    this.onChange?.(volume, f.name, offset, data.length, false)
     await this.files.use(f.name, async g => { await this.images.pwrite(g.fd, data, offset, g.name) })
     this.files.markDirty(f)
     this.lastWriteAt = Date.now()
@@ -70,6 +74,7 @@ export class ReplicaFiles implements ReplicaImage {
     const f = this.file(volume)
     this.keep(volume, f, offset, length)
     this.codes.invalidate(f.name, offset, length)
+    this.onChange?.(volume, f.name, offset, length, false)
     this.lastWriteAt = Date.now()
     if (offset + length > this.images.fstatSync(f.fd).size) this.images.ftruncateSync(f.fd, offset + length, f.name)
     try {
@@ -88,6 +93,7 @@ export class ReplicaFiles implements ReplicaImage {
       if (size !== old) h.undo.keepSize(volume, f.name, old, h.cause)
       if (size < old) h.undo.keepBytes(volume, f.name, f.fd, old, size, old - size, h.cause)
     }
+    this.onChange?.(volume, f.name, 0, 0, true)
     this.codes.invalidateFrom(f.name, Math.min(size, this.images.fstatSync(f.fd).size))
     this.lastWriteAt = Date.now()
     this.images.ftruncateSync(f.fd, size, f.name)

@@ -19,6 +19,7 @@ import { Pool, type Dispatcher } from 'undici'
 import { VolmirrorError } from '../errors.js'
 import { decodeGroupFrame } from '../replication/group-frame.js'
 import { LIMITS, type GroupBatch, type FetchRegionOptions, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type ResyncPlan, type Registration, type VolumeList } from '../replication/protocol.js'
+import { AUTO_MIN_RTT_MS, decompressInto, isZstd, newWireCounters, type CompressMode, type WireCounters } from './compression.js'
 import { parseContentRange, rangeHeader } from './range.js'
 import { num, one, optionalInt } from './headers.js'
 import { GROUP_FRAME_TYPE, H_AS_OF, H_BIRTH } from './wire.js'
@@ -35,13 +36,17 @@ export interface PrimaryClientOptions {
   timeoutMs?: number
   pollMarginMs?: number
   connectTimeoutMs?: number
-  /** Connections kept to the primary for fetches (default 64: streams held back for other readers keep theirs). */
+  /** Connections kept to the primary for fetches (default 160: the hydration window's fetches and readers' each have one). */
   connections?: number
+  /** `--compress`: whether to ask for zstd replies (lib/http/compression.ts; default auto). */
+  compress?: CompressMode
 }
 
 type Body = Dispatcher.ResponseData['body']
 
 const MAX_JSON_REPLY = 32 * 1024 * 1024
+/** Warm-up rounds (one every few seconds) whose quickest answer is the round trip. */
+const RTT_ROUNDS = 4
 const MAX_ERROR_BODY = 64 * 1024
 // A frame is at most its byte budget plus one record past it (the journal always returns one).
 const FRAME_SLACK = 16 * 1024 * 1024
@@ -70,7 +75,7 @@ export class PrimaryClient implements PrimaryService {
     this.pollMarginMs = opts.pollMarginMs ?? 10_000
     const ca = opts.ca === undefined ? undefined : (Array.isArray(opts.ca) ? opts.ca : [opts.ca]).map(loadPem)
     const connect = { timeout: opts.connectTimeoutMs ?? 10_000, ...(ca ? { ca } : {}) }
-    this.pool = new Pool(this.origin, { connections: opts.connections ?? 64, keepAliveTimeout: 4_000, connect })
+    this.pool = new Pool(this.origin, { connections: opts.connections ?? 160, keepAliveTimeout: 4_000, connect })
     this.pollPool = new Pool(this.origin, { connections: 4, keepAliveTimeout: 4_000, connect })
   }
 
@@ -81,14 +86,33 @@ export class PrimaryClient implements PrimaryService {
    * are ignored: the next real request reports them.
    */
   async warm (): Promise<void> {
-    const n = Math.min(16, this.opts.connections ?? 64)
-    await Promise.all(Array.from({ length: n }, async () => {
-      try {
-        const res = await this.pool.request({ path: this.prefix + '/v1/health', method: 'GET', headers: { 'user-agent': 'volmirror' }, headersTimeout: 5_000, bodyTimeout: 5_000 })
-        await res.body.dump()
-      } catch {}
-    }))
+    const n = Math.min(16, this.opts.connections ?? 160)
+    await Promise.all(Array.from({ length: n }, async () => { await this.health().catch(() => {}) }))
+    // Then one request alone on a warm connection: the round trip without
+    // handshakes or queueing; the quickest of the last rounds, as busy main
+    // threads on either side make single rounds slow.
+    const rtt = await this.health().catch(() => undefined)
+    if (rtt === undefined) return
+    this.rttRounds.push(rtt)
+    if (this.rttRounds.length > RTT_ROUNDS) this.rttRounds.shift()
   }
+
+  /** health asks the cheapest question and says how long the answer took (ms). */
+  private async health (): Promise<number> {
+    const t0 = performance.now()
+    const res = await this.pool.request({ path: this.prefix + '/v1/health', method: 'GET', headers: { 'user-agent': 'volmirror' }, headersTimeout: 5_000, bodyTimeout: 5_000 })
+    await res.body.dump()
+    return performance.now() - t0
+  }
+
+  private readonly rttRounds: number[] = []
+
+  /** The primary's round trip, the shortest of the last warm-ups (ms); undefined before one answered. */
+  get rttMs (): number | undefined {
+    return this.rttRounds.length ? Math.min(...this.rttRounds) : undefined
+  }
+  /** Bytes received, as data and as they crossed the link (zstd), by kind. */
+  readonly wire: WireCounters = newWireCounters()
 
   /** close drops every connection; requests in flight fail with PEER_UNREACHABLE. */
   async close (): Promise<void> {
@@ -141,7 +165,7 @@ export class PrimaryClient implements PrimaryService {
     const what = `GET ${path.split('?')[0]}`
     const ms = this.timeoutMs
     const d = deadline(ms, opts.signal)
-    const f = new RegionFetch(sink, what, err => this.transportError(err, what, opts.signal, d, ms))
+    const f = new RegionFetch(sink, what, err => this.transportError(err, what, opts.signal, d, ms), this.wire.regions)
     const onAbort = (): void => { f.abort(d.signal.reason as Error) }
     d.signal.addEventListener('abort', onAbort, { once: true })
     try {
@@ -177,10 +201,23 @@ export class PrimaryClient implements PrimaryService {
         throw new VolmirrorError('PEER_PROTOCOL', `GET /v1/groups: expected ${GROUP_FRAME_TYPE}, got ${type || 'no content type'}`)
       }
       const length = Number(one(res.headers['content-length']))
-      const frame = Number.isSafeInteger(length) && length > 0 && length <= budget + FRAME_SLACK ? this.frames.take(length, budget + FRAME_SLACK) : undefined
+      const zstd = isZstd(res.headers['content-encoding'], 'GET /v1/groups')
+      const frame = zstd
+        ? this.frames.take(budget + FRAME_SLACK, budget + FRAME_SLACK)
+        : Number.isSafeInteger(length) && length > 0 && length <= budget + FRAME_SLACK ? this.frames.take(length, budget + FRAME_SLACK) : undefined
       let batch: GroupBatch
       try {
-        batch = decodeGroupFrame(frame ? await readInto(res.body, frame, length) : await readAll(res.body, budget + FRAME_SLACK))
+        let bytes: Buffer
+        if (zstd) {
+          const wire = await readAll(res.body, budget + FRAME_SLACK)
+          bytes = frame!.subarray(0, decompressInto(wire, frame!, 'GET /v1/groups'))
+          this.wire.groups.wire += wire.length
+        } else {
+          bytes = frame ? await readInto(res.body, frame, length) : await readAll(res.body, budget + FRAME_SLACK)
+          this.wire.groups.wire += bytes.length
+        }
+        this.wire.groups.raw += bytes.length
+        batch = decodeGroupFrame(bytes)
       } catch (err) {
         if (frame) this.frames.give(frame)
         throw err
@@ -258,7 +295,13 @@ export class PrimaryClient implements PrimaryService {
   }
 
   private headers (extra: Record<string, string> = {}): Record<string, string> {
-    return { authorization: `Bearer ${this.opts.token}`, 'user-agent': 'volmirror', ...extra }
+    return { authorization: `Bearer ${this.opts.token}`, 'user-agent': 'volmirror', ...(this.asksCompression() ? { 'accept-encoding': 'zstd' } : {}), ...extra }
+  }
+
+  /** asksCompression: --compress zstd always, auto once the primary is known to be a round trip of AUTO_MIN_RTT_MS or more away. */
+  asksCompression (): boolean {
+    const mode = this.opts.compress ?? 'auto'
+    return mode === 'zstd' || (mode === 'auto' && this.rttMs !== undefined && this.rttMs >= AUTO_MIN_RTT_MS)
   }
 
   /** transportError is what a failed request rejects with: the caller's abort reason, an error of ours, or PEER_UNREACHABLE. */

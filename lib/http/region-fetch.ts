@@ -14,6 +14,7 @@ import type { Dispatcher } from 'undici'
 import { VolmirrorError } from '../errors.js'
 import type { RegionSink } from '../replication/protocol.js'
 import { num, one, optionalInt } from './headers.js'
+import { isZstd, ZstdDecoder, type WireBytes } from './compression.js'
 import { errorFromResponse } from './status.js'
 import { H_AS_OF, H_BIRTH, H_CRC32, H_ERROR, H_FIRST, H_REGION_END, H_REGION_START, H_SIZE } from './wire.js'
 
@@ -34,8 +35,11 @@ export class RegionFetch implements Dispatcher.DispatchHandler {
   private pos = 0
   private failed = false
 
-  /** `what` names the request in errors ("GET /v1/..."); `fail` maps transport errors. */
-  constructor (private readonly sink: RegionSink, private readonly what: string, private readonly fail: (err: unknown) => unknown) {
+  /** Decodes a zstd body (Content-Encoding: zstd) before its bytes are mapped to offsets. */
+  private decoder: ZstdDecoder | undefined
+
+  /** `what` names the request in errors ("GET /v1/..."); `fail` maps transport errors; `counted` adds the body's bytes (data and wire). */
+  constructor (private readonly sink: RegionSink, private readonly what: string, private readonly fail: (err: unknown) => unknown, private readonly counted?: WireBytes) {
     this.done = new Promise<void>((resolve, reject) => { this.resolve = resolve; this.reject = reject })
   }
 
@@ -62,6 +66,7 @@ export class RegionFetch implements Dispatcher.DispatchHandler {
         throw new VolmirrorError('PEER_PROTOCOL', `${this.what}: inconsistent region headers (start ${this.start}, first ${this.from}, end ${this.end})`)
       }
       const birth = optionalInt(headers[H_BIRTH], H_BIRTH)
+      if (isZstd(headers['content-encoding'], this.what)) this.decoder = new ZstdDecoder(this.what)
       this.sink.begin(asOf, size, birth)
     })
   }
@@ -74,22 +79,30 @@ export class RegionFetch implements Dispatcher.DispatchHandler {
       return
     }
     this.guard(() => {
-      const total = this.end - this.start
-      if (this.pos + chunk.length > total) throw new VolmirrorError('PEER_PROTOCOL', `${this.what}: region body longer than ${total} bytes`)
-      // The body is [from, end) then [start, from): map each byte back to its offset.
-      const head = this.end - this.from
-      let c = chunk
-      if (this.pos < head) {
-        const k = Math.min(c.length, head - this.pos)
-        this.data(this.from + this.pos, c.subarray(0, k))
-        this.pos += k
-        c = c.subarray(k)
-      }
-      if (c.length > 0) {
-        this.data(this.start + (this.pos - head), c)
-        this.pos += c.length
-      }
+      if (this.counted) this.counted.wire += chunk.length
+      if (this.decoder) this.decoder.push(chunk, piece => this.body(piece))
+      else this.body(chunk)
     })
+  }
+
+  /** body maps body bytes (decoded) to their offsets in the region and hands them to the sink. */
+  private body (chunk: Buffer): void {
+    if (this.counted) this.counted.raw += chunk.length
+    const total = this.end - this.start
+    if (this.pos + chunk.length > total) throw new VolmirrorError('PEER_PROTOCOL', `${this.what}: region body longer than ${total} bytes`)
+    // The body is [from, end) then [start, from): map each byte back to its offset.
+    const head = this.end - this.from
+    let c = chunk
+    if (this.pos < head) {
+      const k = Math.min(c.length, head - this.pos)
+      this.data(this.from + this.pos, c.subarray(0, k))
+      this.pos += k
+      c = c.subarray(k)
+    }
+    if (c.length > 0) {
+      this.data(this.start + (this.pos - head), c)
+      this.pos += c.length
+    }
   }
 
   onResponseEnd (_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
@@ -105,6 +118,7 @@ export class RegionFetch implements Dispatcher.DispatchHandler {
           ? new VolmirrorError('REGION_CHANGED', `${this.what}: the region was written while it was being sent`)
           : new VolmirrorError('PEER_PROTOCOL', `${this.what}: the region body ended with error ${failed.slice(0, 64)}`)
       }
+      this.decoder?.finish()
       if (this.pos !== this.end - this.start) throw new VolmirrorError('PEER_PROTOCOL', `${this.what}: region body of ${this.pos} bytes, expected ${this.end - this.start}`)
       const crc = optionalInt(trailers[H_CRC32], H_CRC32)
       this.sink.end?.(crc)

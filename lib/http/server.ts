@@ -52,6 +52,7 @@ import { bearerToken, tokenMatches } from './auth.js'
 import { baseUrl, bind, createHttpServer, type TlsFiles } from './listen.js'
 import type { ObservabilityRoutes } from './observability.js'
 import { parseRange } from './range.js'
+import { CompressionPolicy, compressBody, ZstdEncoder, type CompressMode } from './compression.js'
 import { RegionBody } from './region-body.js'
 import { intField, intValue, Query, readJsonObject, sendError, sendJson, stringField } from './server-io.js'
 import { httpStatus, toWireError } from './status.js'
@@ -66,6 +67,8 @@ export interface PrimaryHttpServerOptions {
   log?: Logger
   /** Serve HTTPS with this certificate and key (PEM, as file paths or contents). */
   tls?: TlsFiles
+  /** `--compress`: whether replies are compressed for DRs that ask (lib/http/compression.ts; default auto). */
+  compress?: CompressMode
   /** Long polls one DR may have waiting at once (default 2); a newer one ends the oldest. */
   maxPollsPerNode?: number
   /** Cap on a long poll's wait (default and maximum LIMITS.maxWaitMs). */
@@ -94,7 +97,11 @@ export class PrimaryHttpServer {
   constructor (private readonly service: PrimaryService, private readonly opts: PrimaryHttpServerOptions) {
     if (!opts.token) throw new VolmirrorError('INVALID_ARGUMENT', 'the HTTP server needs a peer token')
     this.log = opts.log ?? silentLogger
+    this.compression = new CompressionPolicy(opts.compress ?? 'auto')
   }
+
+  /** When replies are compressed, and the bytes sent (raw and on the wire). */
+  readonly compression: CompressionPolicy
 
   /** address is where the server listens (after listen). */
   get address (): { host: string, port: number } {
@@ -209,7 +216,7 @@ export class PrimaryHttpServer {
         case 'info': return [is('GET') ? (_req, res) => this.getInfo(res) : undefined, 'GET']
         case 'volumes': return [is('GET') ? (_req, res) => this.getVolumes(res) : undefined, 'GET']
         case 'register': return [is('POST') ? (req, res) => this.postRegister(req, res) : undefined, 'POST']
-        case 'groups': return [is('GET') ? (_req, res, q) => this.getGroups(res, q) : undefined, 'GET']
+        case 'groups': return [is('GET') ? (req, res, q) => this.getGroups(req, res, q) : undefined, 'GET']
         case 'ack': return [is('POST') ? (req, res) => this.postAck(req, res) : undefined, 'POST']
         case 'resync': return [is('POST') ? (req, res) => this.postResync(req, res) : undefined, 'POST']
       }
@@ -224,7 +231,7 @@ export class PrimaryHttpServer {
       if (n >= 3 && rest[n - 2] === 'regions') {
         const name = volumeName(rest.slice(0, -2))
         const index = intValue('region index', rest[n - 1]!)
-        return [is('GET') ? (_req, res, q) => this.getRegion(res, name, index, q) : undefined, 'GET']
+        return [is('GET') ? (req, res, q) => this.getRegion(req, res, name, index, q) : undefined, 'GET']
       }
       const name = volumeName(rest)
       return [is('GET', 'HEAD') ? (req, res) => this.getVolume(req, res, name) : undefined, 'GET, HEAD']
@@ -324,7 +331,7 @@ export class PrimaryHttpServer {
    * the body, or the code of an error that ended it early (REGION_CHANGED:
    * a write landed in the region meanwhile; the DR fetches it again).
    */
-  private async getRegion (res: http.ServerResponse, name: string, index: number, q: Query): Promise<void> {
+  private async getRegion (req: http.IncomingMessage, res: http.ServerResponse, name: string, index: number, q: Query): Promise<void> {
     const first = q.int('first')
     const firstLength = q.int('len')
     const rs = await this.regionSize()
@@ -334,12 +341,21 @@ export class PrimaryHttpServer {
     res.once('close', () => ac.abort())
     let body: RegionBody | undefined
     let crc: number | undefined
+    // zstd when asked (and worth it): one frame, flushed chunk by chunk.
+    const zstd = this.compression.wants(req.headers['accept-encoding']) ? new ZstdEncoder() : undefined
+    const sent = { raw: 0, wire: 0 }
+    const write = (c: Uint8Array): Promise<void> => {
+      const w = zstd ? zstd.write(c) : c
+      sent.raw += c.length
+      sent.wire += w.length
+      return writeChunk(res, w)
+    }
     const sink: RegionSink = {
       begin: (asOf: number, size: number, birth?: number) => {
         if (body) throw new VolmirrorError('IO_ERROR', 'region sink began twice')
         const end = Math.min(start + rs, Math.max(size, start))
         const f = first !== undefined && first > start && first < end ? first : start
-        body = new RegionBody(c => writeChunk(res, c), start, end, f)
+        body = new RegionBody(write, start, end, f)
         // No content-length: chunked, so that the trailers can follow the body.
         res.writeHead(200, {
           'content-type': 'application/octet-stream',
@@ -351,6 +367,7 @@ export class PrimaryHttpServer {
           [H_REGION_END]: end,
           [H_FIRST]: f,
           ...(birth !== undefined ? { [H_BIRTH]: birth } : {}),
+          ...(zstd ? { 'content-encoding': 'zstd' } : {}),
         })
       },
       data: (offset, chunk) => {
@@ -369,6 +386,12 @@ export class PrimaryHttpServer {
     }
     if (!body) throw new VolmirrorError('IO_ERROR', 'the region fetch ended without data')
     if (!body.complete) throw new VolmirrorError('IO_ERROR', `the region fetch of ${name}#${index} ended short`)
+    if (zstd) {
+      const tail = zstd.end()
+      sent.wire += tail.length
+      res.write(tail)
+    }
+    this.compression.sent('regions', sent.raw, sent.wire, zstd !== undefined)
     if (crc !== undefined) res.addTrailers({ [H_CRC32]: crc })
     res.end()
   }
@@ -394,7 +417,7 @@ export class PrimaryHttpServer {
     sendJson(res, 200, reply)
   }
 
-  private async getGroups (res: http.ServerResponse, q: Query): Promise<void> {
+  private async getGroups (req: http.IncomingMessage, res: http.ServerResponse, q: Query): Promise<void> {
     const nodeId = q.string('node')
     if (nodeId === undefined || !NODE_ID.test(nodeId)) throw new VolmirrorError('BAD_REQUEST', 'query parameter "node" must be a node id')
     const after = q.int('after', { required: true })!
@@ -413,6 +436,15 @@ export class PrimaryHttpServer {
     const pieces = encodeGroupFrame(batch)
     let length = 0
     for (const p of pieces) length += p.length
+    // An empty answer (a heartbeat) is not worth a zstd frame.
+    if (batch.records.length > 0 && this.compression.wants(req.headers['accept-encoding'])) {
+      const body = compressBody(pieces)
+      this.compression.sent('groups', length, body.length, true)
+      res.writeHead(200, { 'content-type': GROUP_FRAME_TYPE, 'content-length': body.length, 'content-encoding': 'zstd', 'cache-control': 'no-store' })
+      res.end(body)
+      return
+    }
+    this.compression.sent('groups', length, length, false)
     res.writeHead(200, { 'content-type': GROUP_FRAME_TYPE, 'content-length': length, 'cache-control': 'no-store' })
     for (const p of pieces) res.write(p)
     res.end()

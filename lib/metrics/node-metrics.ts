@@ -9,6 +9,7 @@
  */
 import { Counter, Registry } from 'prom-client'
 import type { Logger } from '../log.js'
+import type { WireStatus } from '../http/compression.js'
 import { MetricKit, PREFIX, Snapshot } from './metric-kit.js'
 
 /** NodeStatusBase is the part of both roles' status these metrics read. */
@@ -17,6 +18,7 @@ export interface NodeStatusBase {
   epoch: number
   startedAt: string
   dataPath: { mount: 'native' | 'js', native?: { reads: number, readBytes: number, passedReads: number, passedWrites?: number } }
+  wire?: WireStatus
 }
 
 /** NodeMetrics is one node's registry; the role's metrics are added by primaryMetrics or drMetrics. */
@@ -45,6 +47,11 @@ export class NodeMetrics<S extends NodeStatusBase> {
     k.total('native_passed_total', 'Operations the native data path passed to JavaScript (a DR\'s reads of regions to fetch; writes to volumes it does not journal).', ['op'], async () => {
       const n = await native()
       return [[{ op: 'read' }, n?.passedReads ?? 0], [{ op: 'write' }, n?.passedWrites ?? 0]]
+    })
+    k.total('wire_bytes_total', 'Replication traffic (group frames, region bodies) a primary sent or a DR received, as data (form="raw") and as it crossed the link (form="wire", zstd when --compress chose it).', ['direction', 'kind', 'form'], async () => {
+      const w = (await this.status.get()).wire
+      if (!w) return []
+      return (['groups', 'regions'] as const).flatMap(kind => (['raw', 'wire'] as const).map(form => [{ direction: w.direction, kind, form }, w[kind][form]] as [Record<string, string>, number]))
     })
     k.gauge('start_time_seconds', 'When this node started (Unix time, seconds).', [], async () => Date.parse((await this.status.get()).startedAt) / 1000)
     const errors = new Counter({

@@ -25,6 +25,8 @@ import { Follower, type Lag } from '../dr/follower.js'
 import { RecoveryHistory, type RecoveryOptions, type RecoveryStatus } from '../dr/recovery-history.js'
 import { Hydrator, type SyncReason } from '../dr/hydrator.js'
 import { Views, type ViewRequest } from '../dr/views.js'
+import { RegionReader, RegionVersions } from '../primary/region-reader.js'
+import { ReplicationSource } from '../primary/replication-source.js'
 import { entriesAfter, rollback, type RollbackReport } from '../dr/rollback.js'
 import type { RecoveryPoint } from '../dr/recovery-history.js'
 import { trackVerify, verify, type VerifyProgress } from '../dr/verifier.js'
@@ -34,6 +36,8 @@ import { VolmirrorError } from '../errors.js'
 import { FuseMount } from '../fuse/mount.js'
 import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../fuse/native-path.js'
 import type { Logger } from '../log.js'
+import { PrimaryClient } from '../http/client.js'
+import type { CompressMode, WireStatus } from '../http/compression.js'
 import type { PrimaryService, RegisterReply, ResyncPlan, VolumeList } from '../replication/protocol.js'
 import { regionCount } from '../core/region-map.js'
 import { sameVolume } from '../dr/dr-volumes.js'
@@ -105,6 +109,8 @@ export interface DrStatus {
   mount: string
   /** Who serves the mount's reads, and (native) how many it served and passed to JavaScript (fetches). */
   dataPath: { mount: 'native' | 'js', native?: { reads: number, readBytes: number, passedReads: number } }
+  /** Replication traffic received from the primary, as data and on the wire (over HTTP). */
+  wire?: WireStatus
   primary: { label: string, id: string | undefined, journalBytes: number | undefined }
   /** `primaryLast` is null before the DR heard from its primary. */
   seq: { applied: number, stored: number, primaryLast: number | null, durableInImages: number }
@@ -112,7 +118,11 @@ export interface DrStatus {
   consistent: boolean
   volumes: DrVolumeStatus[]
   fetched: { onDemandBytes: number, hydrationBytes: number, fetches: number, retries: number, failures: number }
-  hydration: { bytesPerSecond: number, complete: boolean, kept: number, released: number, copied: number, comparedBytes: number }
+  hydration: {
+    bytesPerSecond: number, complete: boolean, kept: number, released: number, copied: number, comparedBytes: number
+    /** Copies allowed in flight, and the link as the last copies measured it (delivery rate, shortest fetch). */
+    window: { regions: number, measuredBytesPerSecond: number, baseLatencyMs: number }
+  }
   replication: { groups: number, records: number, bytes: number, reconnects: number, resyncs: number }
   /**
    * Bytes moved since this node started: records shipped, regions fetched,
@@ -160,6 +170,10 @@ export class DrNode {
   recovery: RecoveryHistory | undefined
   /** Point-in-time mounts (mount-at, test-failover). */
   views: Views | undefined
+  /** What this DR serves downstream DRs (with --listen: a cascade). */
+  downstream: ReplicationSource | undefined
+  /** Told when this node's history (epochs) changes: downstream DRs are judged against it. */
+  onHistory: ((h: History) => void) | undefined
   /** Held by group applies (and a rollback): readers never see half of one. */
   private lock!: ApplyLock
 
@@ -280,7 +294,8 @@ export class DrNode {
           const sums = codes.capture()
           return async () => { await maps(); await sums() }
         },
-        onCheckpoint: async (imageSeq) => { await journal.trim(imageSeq) },
+        // Records downstream DRs have not acknowledged stay (a cascade).
+        onCheckpoint: async (imageSeq) => { await journal.trim(Math.min(imageSeq, node?.downstream?.trimLimit() ?? Infinity)) },
         ...(opts.checkpointMs !== undefined ? { intervalMs: opts.checkpointMs } : {}),
       })
       const imageSeq = await checkpointer.load()
@@ -347,7 +362,10 @@ export class DrNode {
       await control.listen()
       cleanup.unshift(() => control.close())
       if (opts.listen) {
-        const served = node.served = await serveDr(node, opts.listen, opts.token ?? '', opts.tls)
+        // A DR serves downstream DRs on --listen (a cascade), and its status page.
+        const source = node.downstream = await downstreamSource(node, applier, replicaFiles)
+        cleanup.unshift(() => source.close())
+        const served = node.served = await serveDr(node, opts.listen, opts.token ?? '', opts.tls, source)
         cleanup.unshift(() => served.close())
       }
       const writeBehind = new WriteBehind(files, writeBehindNative(), log)
@@ -385,7 +403,10 @@ export class DrNode {
     if (reply.forkSeq !== undefined) this.discarded = await this.discard(reply.forkSeq)
     // A node that was a primary once and syncs in full from another is failing back.
     const wasPrimary = (await this.store.history()).some(e => e.nodeId === this.store.identity.nodeId)
-    if (reply.history) await this.store.setHistory(reply.history)
+    if (reply.history) {
+      await this.store.setHistory(reply.history)
+      this.onHistory?.(reply.history)
+    }
     await this.reconcile(await this.opts.primary.volumes(), reply.startSeq, true)
     this.log.info('dr.full_sync_started', { volumes: this.volumes.list().length, startSeq: reply.startSeq, ...(wasPrimary ? { failback: true } : {}) })
     this.hydrator.kick(wasPrimary ? 'failback' : 'initialSync')
@@ -577,6 +598,7 @@ export class DrNode {
       this.infoTimer = setTimeout(() => {
         void this.opts.primary.warm?.()
         this.notePoint()
+        if (this.onHistory) void this.store.history().then(h => this.onHistory?.(h), () => {})
         this.opts.primary.info().then(async i => {
           this.primaryJournalBytes = i.journalBytes
           await this.compareFlagged(i.flagged ?? [])
@@ -652,6 +674,7 @@ export class DrNode {
       state: this.store.dir,
       mount: this.mount.mountPoint,
       dataPath: { mount: this.mount.dataPath, ...(this.native ? { native: this.nativeStats(this.native) } : {}) },
+      ...wireStatus(this.opts.primary, this.opts.compress ?? 'auto'),
       primary: { label: this.opts.primaryLabel ?? '', id: this.follower.state?.primaryId, journalBytes: this.primaryJournalBytes },
       seq: { applied, stored: this.journal.lastSeq, primaryLast: lag.primaryLastSeq, durableInImages: this.checkpointer.imageSeq },
       lag,
@@ -664,6 +687,7 @@ export class DrNode {
         bytesPerSecond: this.opts.hydrateRate ?? Infinity,
         complete: this.follower.state !== undefined && volumes.every(v => v.regions.absent === 0),
         kept: h.kept, released: h.released, copied: h.copied, comparedBytes: h.comparedBytes,
+        window: { regions: this.hydrator.window.window, measuredBytesPerSecond: this.hydrator.window.measured.bytesPerSecond, baseLatencyMs: this.hydrator.window.measured.baseLatencyMs },
       },
       replication: { ...this.follower.counters },
       moved: movedOf(this.follower.counters.bytes, f.readBytes + f.hydrateBytes, this.hydrator.moved()),
@@ -769,6 +793,54 @@ export class DrNode {
     await this.store.close()
     log.info('node.stopped', { role: 'dr', appliedSeq: this.follower.appliedSeq })
   }
+}
+
+/**
+ * downstreamSource is what a DR serves downstream DRs: the replication API
+ * over its own journal (the primary's records under the primary's seqs) and
+ * images, groups ending where it has applied, regions it lacks fetched from
+ * upstream before they are read, and the primary's position for their lag.
+ */
+async function downstreamSource (node: DrNode, applier: DrApplier, files: ReplicaFiles): Promise<ReplicationSource> {
+  const rs = node.replica.regionSize
+  const versions = new RegionVersions(rs)
+  const floorOf = (name: string, offset: number, length: number): number => {
+    const v = node.volumes.get(name)
+    if (!v) return 0
+    let floor = 0
+    for (let r = Math.floor(offset / rs); r * rs < offset + Math.max(1, length); r++) floor = Math.max(floor, node.replica.rule.asOfOf(regionKey(v.id, r)) ?? 0)
+    return floor
+  }
+  // A change made by a record carries its seq; fetched bytes carry their asOf.
+  files.onChange = (_id, name, offset, length, whole) => {
+    const seq = applier.current || Math.max(node.follower.appliedSeq, floorOf(name, offset, length))
+    if (whole) versions.changedWhole(name, seq)
+    else versions.wrote(name, offset, length, seq)
+  }
+  const reader = new RegionReader(node.images, node.files, versions, () => node.follower.appliedSeq, name => node.volumes.get(name)?.birth ?? 0)
+  reader.floorOf = floorOf
+  const source = new ReplicationSource(node.store, node.journal, node.images, reader, { of: name => node.volumes.get(name)?.birth ?? 0 }, () => node.follower.appliedSeq, node.opts.log)
+  let history = await node.store.history()
+  source.history = () => history
+  node.onHistory = h => { history = h }
+  source.codes = node.codes
+  source.closeAt = () => node.follower.appliedSeq
+  source.prepare = async (volume, first, count) => {
+    const v = node.volumes.get(volume)
+    if (!v) return
+    const waits: Array<Promise<void>> = []
+    for (let r = first; r < first + count; r++) waits.push(node.fetcher.ensure(v.id, r, 'read'))
+    await Promise.all(waits)
+  }
+  source.upstream = () => { const l = node.follower.lagNow(); return { lastSeq: l.primaryLastSeq, lagSeconds: l.seconds ?? 0 } }
+  await source.open()
+  return source
+}
+
+/** wireStatus is the traffic a DR received, when it reaches its primary over HTTP (PrimaryClient). */
+function wireStatus (p: PrimaryService, compress: CompressMode): { wire?: WireStatus } {
+  if (!(p instanceof PrimaryClient)) return {}
+  return { wire: { direction: 'received', compress, asking: p.asksCompression(), ...(p.rttMs !== undefined ? { rttMs: Math.round(p.rttMs * 1000) / 1000 } : {}), ...structuredClone(p.wire) } }
 }
 
 /** viewRequest reads a `view.open` control request. */

@@ -3,6 +3,7 @@
  * directories, the region size, checkpoints, where it serves and how).
  */
 import type { DataPath } from '../fuse/native-path.js'
+import type { CompressMode } from '../http/compression.js'
 import type { Logger } from '../log.js'
 
 /** NodeOptions are the settings a primary and a DR share. */
@@ -28,4 +29,6 @@ export interface NodeOptions {
   asyncReads?: boolean
   /** Who serves the mount's reads and writes: native code on FUSE threads (default), or JavaScript. */
   dataPath?: DataPath
+  /** `--compress`: zstd on the wire, asked for (a DR of its primary) and given (to DRs that ask); default auto. */
+  compress?: CompressMode
 }

@@ -24,7 +24,7 @@ import { PrimaryNode, type PrimaryOptions } from './primary-node.js'
 /** RunnerConfig is everything either role needs (the CLI's flags). */
 export interface RunnerConfig extends Pick<NodeOptions, 'images' | 'state' | 'mount' | 'log' | 'regionSize' | 'checkpointMs' | 'listen' | 'dataPath'> {
   /** Primary role (and a DR once promoted). */
-  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads' | 'sync'>
+  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads' | 'sync' | 'compress'>
   tokenFile?: string
   /** DR role. */
   dr?: Omit<DrOptions, 'images' | 'state' | 'mount' | 'log' | 'primary' | 'regionSize' | 'checkpointMs' | 'listen' | 'token'> & { url: string, token: string, ca?: string }
@@ -175,9 +175,11 @@ function r0 (cfg: RunnerConfig): PrimaryOptions {
 
 function d0 (cfg: RunnerConfig, dr: NonNullable<RunnerConfig['dr']>): DrOptions {
   const { url, token, ca, ...rest } = dr
+  const compress = cfg.primary?.compress
   return {
     images: cfg.images, state: cfg.state, mount: cfg.mount, log: cfg.log,
-    primary: new PrimaryClient(url, { token, ...(ca ? { ca } : {}) }),
+    primary: new PrimaryClient(url, { token, ...(ca ? { ca } : {}), ...(compress ? { compress } : {}) }),
+    ...(compress ? { compress } : {}),
     primaryLabel: url,
     ...(cfg.regionSize !== undefined ? { regionSize: cfg.regionSize } : {}),
     ...(cfg.checkpointMs !== undefined ? { checkpointMs: cfg.checkpointMs } : {}),

@@ -14,6 +14,8 @@ import { VolmirrorError } from '../errors.js'
 import { ObservabilityRoutes } from '../http/observability.js'
 import type { TlsFiles } from '../http/listen.js'
 import { ObservabilityServer } from '../http/observability-server.js'
+import { PrimaryHttpServer } from '../http/server.js'
+import type { PrimaryService } from '../replication/protocol.js'
 import { drMetrics } from '../metrics/dr-metrics.js'
 import type { NodeMetrics, NodeStatusBase } from '../metrics/node-metrics.js'
 import { primaryMetrics } from '../metrics/primary-metrics.js'
@@ -45,10 +47,22 @@ export function observeDr (node: DrNode, token: string): Observability {
   })
 }
 
-/** serveDr serves a DR's routes on `listen`; `close` frees the address. */
-export async function serveDr (node: DrNode, listen: { host: string, port: number }, token: string, tls?: TlsFiles): Promise<{ url: string, close: () => Promise<void> }> {
+/**
+ * serveDr serves a DR's routes on `listen`: with `source`, the replication
+ * API for downstream DRs too (a cascade), else the operator's routes only;
+ * `close` frees the address.
+ */
+export async function serveDr (node: DrNode, listen: { host: string, port: number }, token: string, tls?: TlsFiles, source?: PrimaryService): Promise<{ url: string, close: () => Promise<void> }> {
   const o = observeDr(node, token)
-  const server = new ObservabilityServer(o.routes, { token, log: node.opts.log, ...(tls ? { tls } : {}) })
+  const opts = { token, log: node.opts.log, ...(tls ? { tls } : {}), ...(node.opts.compress ? { compress: node.opts.compress } : {}) }
+  let server: { url: string, listen: (h: string, p: number) => Promise<unknown>, close: () => Promise<void> }
+  if (source) {
+    const http = new PrimaryHttpServer(source, opts)
+    http.observability = o.routes
+    server = http
+  } else {
+    server = new ObservabilityServer(o.routes, opts)
+  }
   try {
     await server.listen(listen.host, listen.port)
   } catch (err) {

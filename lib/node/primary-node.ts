@@ -16,6 +16,7 @@ import { PrimaryClient } from '../http/client.js'
 import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
 import { PrimaryHttpServer } from '../http/server.js'
+import type { WireStatus } from '../http/compression.js'
 import { FuseMount } from '../fuse/mount.js'
 import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../fuse/native-path.js'
 import { NativeWrites } from '../primary/native-writes.js'
@@ -93,6 +94,8 @@ export interface PrimaryStatus {
   images: string
   state: string
   mount: string
+  /** Replication traffic sent to DRs, as data and on the wire (absent when not listening). */
+  wire?: WireStatus
   /** Where DRs reach this primary (absent when not listening). */
   listen?: string
   /** Who serves the mount's reads and writes, and (native) what the native writers did. */
@@ -354,7 +357,7 @@ export class PrimaryNode {
       const token = await ensureToken(opts.tokenFile ?? path.join(store.dir, 'token'))
       let http: PrimaryHttpServer | undefined
       if (opts.listen) {
-        http = new PrimaryHttpServer(source, { token, log, ...(opts.tls ? { tls: opts.tls } : {}) })
+        http = new PrimaryHttpServer(source, { token, log, ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.compress ? { compress: opts.compress } : {}) })
         await http.listen(opts.listen.host, opts.listen.port)
         cleanup.unshift(() => http!.close())
         log.info('http.listening', { url: http.url, tls: opts.tls !== undefined })
@@ -409,6 +412,7 @@ export class PrimaryNode {
       mount: this.mount.mountPoint,
       ...(this.http ? { listen: this.http.url } : {}),
       dataPath: { mount: this.mount.dataPath, ...(this.nativeWrites ? { native: this.nativeStats(this.nativeWrites) } : {}) },
+      ...(this.http ? { wire: { direction: 'sent' as const, compress: this.http.compression.mode, ...structuredClone(this.http.compression.counters) } } : {}),
       seq: { last: this.journal.lastSeq, applied: this.fs.appliedSeq, durableInImages: this.checkpointer.imageSeq },
       journal: { ...this.journal.stats(), retained: this.opts.retainJournal ?? false },
       history: this.history,

@@ -133,15 +133,22 @@ export class RegionReader {
   catchUp: (() => void) | undefined
   /** Runs a synchronous read where no write can interleave (with off-thread writers held). */
   exclusive: <T>(fn: () => T) => T = fn => fn()
+  /**
+   * The least asOf bytes of a range are as of (a DR serving downstream: a
+   * region fetched from upstream holds records up to its own asOf, past
+   * the DR's applied seq).
+   */
+  floorOf: ((volume: string, offset: number, length: number) => number) | undefined
 
   /** settled notes versions and the seq the bytes will be as of; undefined while a write is not accounted for yet. */
   private settled (volume: string, offset: number, length: number): { before: number, asOf: number } | undefined {
+    const floor = this.floorOf?.(volume, offset, length) ?? 0
     let before = this.versions.version(volume, offset, length)
-    let asOf = this.appliedSeq()
+    let asOf = Math.max(this.appliedSeq(), floor)
     if (before > asOf && this.catchUp) {
       this.catchUp()
       before = this.versions.version(volume, offset, length)
-      asOf = this.appliedSeq()
+      asOf = Math.max(this.appliedSeq(), floor)
     }
     return before > asOf ? undefined : { before, asOf }
   }

@@ -13,6 +13,13 @@
  * waits for groups with a long poll whose `after` is also its
  * acknowledgement. Trimming (by the node, at checkpoints) never passes the
  * lowest acknowledgement.
+ *
+ * A DR serves downstream DRs with the same class (a cascade, A -> B -> C):
+ * its journal holds the primary's records under the primary's seqs, its
+ * groups end where it has applied (the primary's group boundaries, so C is
+ * always crash-consistent too: `closeAt`), a region it lacks is fetched
+ * from upstream before it is read (`prepare`), and the primary's position
+ * stands for its own in what downstream DRs see of their lag (`upstream`).
  */
 import { VolmirrorError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -23,7 +30,6 @@ import { CHUNK_BYTES, RegionBitmap } from '../core/region-map.js'
 import type { RegionCodes } from '../store/region-codes.js'
 import { LIMITS, type DirtyVolume, type FetchRegionOptions, type ResyncPlan, type GroupBatch, type GroupRequest, type NodeInfo, type PrimaryService, type RegionInfoList, type RegionSink, type RegisterReply, type Registration, type VolumeList, type VolumeInfo } from '../replication/protocol.js'
 import { compareHistories, type History } from '../core/history.js'
-import type { NameBirths } from './name-births.js'
 import type { RegionReader } from './region-reader.js'
 import { checkVolumeName } from '../core/volume-name.js'
 import type { SyncGate } from './sync-gate.js'
@@ -57,6 +63,9 @@ export interface SplitBrain {
 
 interface Waiter { after: number, wake: () => void }
 
+/** Births says which volume a name means (the seq of the record that bound it; lib/primary/name-births.ts). */
+export interface Births { of (name: string): number }
+
 /** ReplicationSource implements PrimaryService in the primary's process. */
 export class ReplicationSource implements PrimaryService {
   private groupEnd = 0
@@ -89,6 +98,12 @@ export class ReplicationSource implements PrimaryService {
    * bound it can trust, and a silent link is noticed at once.
    */
   heartbeatMs = 250
+  /** Cascade: where groups may end (a DR serves only what it has applied); default: what is indexed. */
+  closeAt: (() => number) | undefined
+  /** Cascade: makes a region present before it is read (a DR fetches what it lacks from upstream). */
+  prepare: ((volume: string, first: number, count: number) => Promise<void>) | undefined
+  /** Cascade: the primary's last seq as this DR heard it, and this DR's own lag bound (downstream lag includes it). */
+  upstream: (() => { lastSeq: number | null, lagSeconds: number }) | undefined
   /** Per DR, per volume: regions changed by records dropped while it was away. */
   private readonly dirty = new Map<string, Map<string, RegionBitmap>>()
   private readonly dirtyLevel: BinaryLevel
@@ -101,7 +116,7 @@ export class ReplicationSource implements PrimaryService {
     private readonly journal: Journal,
     private readonly images: ImageDir,
     private readonly reader: RegionReader,
-    private readonly births: NameBirths,
+    private readonly births: Births,
     private readonly appliedSeq: () => number,
     private readonly log: Logger,
     private readonly groupMs = 100,
@@ -122,7 +137,7 @@ export class ReplicationSource implements PrimaryService {
       map.resize(Math.max(map.length, (chunk + 1) * CHUNK_BYTES * 8))
       map.loadChunk(chunk, bytes)
     }
-    this.groupEnd = this.journal.indexedSeq
+    this.groupEnd = Math.min(this.journal.indexedSeq, this.closeAt?.() ?? Infinity)
     this.boundary(this.groupEnd)
     // Groups close at a fixed rate (every groupMs from the last start, not
     // from the last end): a slow journal sync does not stretch the next group.
@@ -294,7 +309,7 @@ export class ReplicationSource implements PrimaryService {
     // The group ends at what is indexed now, before the sync starts: records
     // appended while it runs may not be covered by it, and a DR must never
     // hold a record its primary could lose in a crash.
-    const end = this.journal.indexedSeq
+    const end = Math.min(this.journal.indexedSeq, this.closeAt?.() ?? Infinity)
     if (this.registry.size > 0) await this.journal.sync()
     if (end <= this.groupEnd) return
     this.groupEnd = end
@@ -309,7 +324,7 @@ export class ReplicationSource implements PrimaryService {
     const j = this.journal.stats()
     return {
       nodeId: id.nodeId, epoch: id.epoch, history: this.history(), role: id.role, regionSize: id.regionSize,
-      lastSeq: this.journal.lastSeq, indexedSeq: this.journal.indexedSeq, groupEnd: this.groupEnd,
+      lastSeq: Math.max(this.journal.lastSeq, this.upstream?.().lastSeq ?? 0), indexedSeq: this.journal.indexedSeq, groupEnd: this.groupEnd,
       firstSeq: j.firstSeq, journalBytes: j.bytes, time: Date.now(), flagged: await this.flagged(),
     }
   }
@@ -326,6 +341,10 @@ export class ReplicationSource implements PrimaryService {
     checkVolumeName(volume)
     checkSpan(offset, length, LIMITS.maxRangeBytes)
     await this.mustBeFile(volume)
+    if (this.prepare && length > 0) {
+      const rs = this.store.identity.regionSize
+      await this.prepare(volume, Math.floor(offset / rs), Math.floor((offset + length - 1) / rs) - Math.floor(offset / rs) + 1)
+    }
     return await this.reader.read(volume, offset, length)
   }
 
@@ -334,6 +353,7 @@ export class ReplicationSource implements PrimaryService {
     const rs = this.store.identity.regionSize
     if (!Number.isSafeInteger(region) || region < 0) throw new VolmirrorError('BAD_REQUEST', `bad region index ${region}`)
     await this.mustBeFile(volume)
+    await this.prepare?.(volume, region, 1)
     await this.reader.stream(volume, region * rs, rs, opts.first === undefined ? undefined : { at: opts.first, length: opts.firstLength }, sink)
   }
 
@@ -343,8 +363,12 @@ export class ReplicationSource implements PrimaryService {
       throw new VolmirrorError('BAD_REQUEST', `regions: from must be >= 0 and count between 1 and ${LIMITS.maxRegionsPerCall}`)
     }
     const birth = this.births.of(volume)
-    const st = await this.mustBeFile(volume)
+    let st = await this.mustBeFile(volume)
     const rs = this.store.identity.regionSize
+    if (this.prepare) {
+      await this.prepare(volume, from, Math.max(0, Math.min(count, Math.ceil(st.size / rs) - from)))
+      st = await this.mustBeFile(volume)
+    }
     const last = Math.min(from + count, Math.ceil(st.size / rs))
     const regions = []
     for (let i = from; i < last; i++) {
@@ -399,7 +423,7 @@ export class ReplicationSource implements PrimaryService {
     } else {
       // Start a new DR at a group boundary that everything before is in.
       await this.journal.indexed()
-      startSeq = this.journal.indexedSeq
+      startSeq = Math.min(this.journal.indexedSeq, this.closeAt?.() ?? Infinity)
       this.groupEnd = Math.max(this.groupEnd, startSeq)
       this.boundary(this.groupEnd)
     }
@@ -459,13 +483,20 @@ export class ReplicationSource implements PrimaryService {
       }
     }
     if (groupEnd >= end) this.sync?.offered(req.nodeId, groupEnd)
+    const up = this.upstream?.()
+    let oldestPendingTs = await this.tsOf(req.after + 1)
+    // Cascade: what this DR may lack of the primary, downstream DRs lack too.
+    if (up && up.lagSeconds > 0) {
+      const upTs = Date.now() - up.lagSeconds * 1000
+      oldestPendingTs = oldestPendingTs === 0 ? upTs : Math.min(oldestPendingTs, upTs)
+    }
     return {
       after: req.after,
       records,
       groupEnd,
-      lastSeq: this.journal.lastSeq,
+      lastSeq: Math.max(this.journal.lastSeq, up?.lastSeq ?? 0),
       time: Date.now(),
-      oldestPendingTs: await this.tsOf(req.after + 1),
+      oldestPendingTs,
       ...(this.sync?.wanted ? { syncWanted: true } : {}),
     }
   }

@@ -137,7 +137,10 @@ describe('metrics', function () {
     assert.equal((await get(`${pair.url}/v1/regionmap?volume=nope.raw`, token)).status, 404)
     assert.equal((await get(`${drUrl}/v1/regionmap?volume=..%2Fx`, token)).status, 400)
     assert.equal((await get(`${drUrl}/v1/regionmap`, token)).status, 400)
-    assert.equal((await get(`${drUrl}/v1/info`, token)).status, 404)
+    assert.equal((await get(`${drUrl}/v1/nope`, token)).status, 404)
+    // A DR's --listen also serves DRs of its own (cascade): its info is the DR's position.
+    const info = await (await get(`${drUrl}/v1/info`, token)).json() as { role?: string }
+    assert.equal(info.role, 'dr')
     assert.equal((await fetch(`${drUrl}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 405)
   })
 

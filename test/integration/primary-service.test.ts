@@ -296,24 +296,33 @@ export function primaryServiceSuite (label: string, factory: ServiceFactory): vo
       assert.deepEqual(small.records.map(r => r.seq), [1, 2, 3].map(i => reg.startSeq + i))
     })
 
-    it('a long poll waits, and returns as soon as a write arrives', async () => {
+    it('a long poll waits (at most a heartbeat, then says where the primary is), and returns as soon as a write arrives', async () => {
       const reg = await svc.register({ nodeId: 'dr-a', epoch: 0, regionSize: RS })
+      const heartbeat = p.node.source.heartbeatMs
       const t = Date.now()
-      const idle = await svc.groups({ nodeId: 'dr-a', after: reg.startSeq, waitMs: 300 })
+      const idle = await svc.groups({ nodeId: 'dr-a', after: reg.startSeq, waitMs: 20_000 })
+      const waited = Date.now() - t
       assert.equal(idle.records.length, 0)
-      assert.ok(Date.now() - t >= 250, `an idle poll waits (returned after ${Date.now() - t} ms)`)
+      assert.equal(idle.lastSeq, p.node.journal.lastSeq, 'an idle answer says the primary\'s position')
+      assert.ok(waited >= heartbeat - 20 && waited < heartbeat + 2000, `an idle poll waits one heartbeat (${heartbeat} ms): returned after ${waited} ms`)
 
-      const t0 = Date.now()
-      let settled = false
-      const poll = svc.groups({ nodeId: 'dr-a', after: reg.startSeq, waitMs: 20_000 }).finally(() => { settled = true })
-      assert.equal(settled, false)
-      await writeThroughMount([{ offset: 0, seed: 42, length: 4096 }])
-      const b = await poll
-      const elapsed = Date.now() - t0
-      assert.ok(b.records.length >= 1, 'the poll returned the new write')
-      assert.deepEqual(Buffer.from(b.records[0]!.data!), pattern(42, 4096))
-      assert.ok(b.records[0]!.ts >= t0 - 5, 'the record was written after the poll started')
-      assert.ok(elapsed < 10_000, `returned after ${elapsed} ms, long before its 20 s wait`)
+      // Without heartbeats, the poll returns when the write arrives.
+      p.node.source.heartbeatMs = 60_000
+      try {
+        const t0 = Date.now()
+        let settled = false
+        const poll = svc.groups({ nodeId: 'dr-a', after: reg.startSeq, waitMs: 20_000 }).finally(() => { settled = true })
+        assert.equal(settled, false)
+        await writeThroughMount([{ offset: 0, seed: 42, length: 4096 }])
+        const b = await poll
+        const elapsed = Date.now() - t0
+        assert.ok(b.records.length >= 1, 'the poll returned the new write')
+        assert.deepEqual(Buffer.from(b.records[0]!.data!), pattern(42, 4096))
+        assert.ok(b.records[0]!.ts >= t0 - 5, 'the record was written after the poll started')
+        assert.ok(elapsed < 10_000, `returned after ${elapsed} ms, long before its 20 s wait`)
+      } finally {
+        p.node.source.heartbeatMs = heartbeat
+      }
     })
 
     it('acknowledgements advance the trim limit, never backwards; polling does not acknowledge', async () => {
