@@ -13,6 +13,7 @@ import { drPresentRead } from './dr-present-read.js'
 import { drResync } from './dr-resync.js'
 import { primaryWrite } from './primary-write.js'
 import { syncWrite } from './sync-write.js'
+import { wanCompress } from './wan-compress.js'
 import { wanSync } from './wan-sync.js'
 
 /** benchmarks are run by default, all of them, in this order. */
@@ -27,4 +28,5 @@ export const benchmarks: Benchmark[] = [
   syncWrite,
   drHistory,
   wanSync,
+  wanCompress,
 ]

@@ -23,6 +23,7 @@ import { type DataPath } from '../lib/fuse/native-path.js'
 import { common, compressOption, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
 import type { CompressMode } from '../lib/http/compression.js'
 import { addHistoryCommands, formatPoint, pointArgs } from '../lib/cli/history-commands.js'
+import { addArchiveCommands, archiveSettings, primaryArchiveOptions, type ArchiveFlags } from '../lib/cli/archive-commands.js'
 
 const program = new Command()
   .name('volmirror')
@@ -61,7 +62,7 @@ function syncConfig (o: { sync: boolean, syncFallback: 'async' | 'block', syncTi
   return o.sync ? { sync: { fallback: o.syncFallback, timeoutMs } } : {}
 }
 
-syncOptions(common(program.command('primary')))
+const primaryCommand = syncOptions(common(program.command('primary')))
   .description('serve an image directory through a FUSE mount and journal every write')
   .requiredOption('--images <dir>', 'directory of volume images (raw, qcow2, any file)')
   .requiredOption('--state <dir>', 'state directory (journal, settings); created on first start')
@@ -79,14 +80,17 @@ syncOptions(common(program.command('primary')))
   .option('--async-reads', 'with --data-path js: read images on the thread pool instead of the main thread (many parallel readers on slow disks)', false)
   .addOption(compressOption())
   .addOption(dataPathOption())
+primaryArchiveOptions(primaryCommand)
   .addHelpText('after', `
 Example:
   volmirror primary --images ./images --state ./state --mount ./mnt --listen 0.0.0.0:7070
   volmirror primary ... --sync --sync-fallback block    # RPO 0, writers wait for the DR
+  volmirror primary ... --archive s3://backups/volmirror/site-a --archive-retention 30d
   qemu-img create -f raw ./mnt/new.img 4G
   volmirror status --state ./state
   scp ./state/token dr-host:/etc/volmirror/token     # what a DR needs to connect`)
-  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, drExpire?: string, asyncReads: boolean, compress: CompressMode, dataPath: DataPath, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string }) => {
+  .action(async (o: CommonOpts & { images: string, state: string, mount: string, regionSize?: string, retainJournal: boolean, checkpointInterval: string, listen?: string, tokenFile: string, tlsCert?: string, tlsKey?: string, groupInterval: string, journalLimit: string, drExpire?: string, asyncReads: boolean, compress: CompressMode, dataPath: DataPath, sync: boolean, syncFallback: 'async' | 'block', syncTimeout: string } & ArchiveFlags) => {
+    const archive = archiveSettings(o)
     const drExpireMs = o.drExpire !== undefined ? durationOption('--dr-expire', o.drExpire) : undefined
     const regionSize = regionSizeOption(o.regionSize)
     const sync = syncConfig(o)
@@ -103,7 +107,7 @@ Example:
       ...(o.tokenFile !== 'STATE/token' ? { tokenFile: o.tokenFile } : {}),
       primary: {
         retainJournal: o.retainJournal, groupMs, journalLimit, asyncReads: o.asyncReads, compress: o.compress, ...(tls ? { tls } : {}),
-        ...sync, ...(drExpireMs !== undefined ? { drExpireMs } : {}),
+        ...sync, ...(drExpireMs !== undefined ? { drExpireMs } : {}), ...(archive ? { archive } : {}),
       },
     })
     await runUntilSignal(log, () => runner.close(), runner.mountPoint, runner.failed)
@@ -270,6 +274,7 @@ Example:
   })
 
 addHistoryCommands(program)
+addArchiveCommands(program)
 
 // `volmirror dr forget ID` (the `dr` command itself runs a DR node and requires its flags).
 common(program.command('dr-forget', { hidden: true }))

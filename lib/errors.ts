@@ -63,6 +63,10 @@ export const ErrorCodes = [
   'INCONSISTENT',
   'WRONG_ROLE',
   'REGION_CHANGED',
+  // the journal archive (object storage)
+  'ARCHIVE_UNREACHABLE',
+  'ARCHIVE_CORRUPT',
+  'ARCHIVE_NO_POINT',
   // command line
   'USAGE',
 ] as const

@@ -73,6 +73,7 @@ function formatPrimary (s: PrimaryStatus): string {
   lines.push(`  journal  ${j.records} records (${j.records > 0 ? `seq ${j.firstSeq}..${j.lastSeq}` : 'empty'}), ${formatBytes(j.bytes)}` +
     `${j.retained ? ', retained' : ''}; ${batching} records per LevelDB batch`)
   if (s.sync) lines.push(`  sync     ${syncLine(s.sync)}`)
+  if (s.archive) lines.push(`  archive  ${archiveLine(s.archive)}`)
   lines.push('')
   if (s.volumes.length === 0) {
     lines.push('  no volumes yet')
@@ -93,6 +94,15 @@ function formatPrimary (s: PrimaryStatus): string {
     }
   }
   return lines.join('\n')
+}
+
+/** archiveLine is the archive's state first, then where it stands. */
+function archiveLine (a: NonNullable<PrimaryStatus['archive']>): string {
+  const state = a.state === 'retrying' ? `FAILING (${a.failures} tries; ${a.lastError?.message ?? ''})` : a.state === 'ok' ? 'ok' : 'starting'
+  const gap = a.gap ? `; GAP: records ${a.gap.afterSeq + 1}..${a.gap.fromSeq} never reached it (a new base closes it)` : ''
+  const base = a.lastBase ? `last base ${a.lastBase.at} (seq ${a.lastBase.seq})` : 'no base yet'
+  return `${state}  ${a.url}  archived to seq ${a.archivedSeq} (lag ${a.lagSeconds.toFixed(1)} s)${gap}; ${base}; ` +
+    `uploaded ${formatBytes(a.uploaded.chunkBytes)} of journal, ${formatBytes(a.uploaded.regionBytes)} of regions (${a.uploaded.regionsReused} reused)`
 }
 
 /**

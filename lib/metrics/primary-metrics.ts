@@ -45,6 +45,18 @@ export function primaryMetrics (status: () => Promise<PrimaryStatus>, log: Logge
   k.total('sync_wait_seconds_total', 'Time fsyncs waited for DRs, in all (sync mode; / released = the mean cost).', [], async () => (await s()).sync?.waitSeconds ?? 0)
   k.total('sync_degradations_total', 'Times a DR dropped out of sync (--sync-fallback async: writes went on without it).', [], async () => (await s()).sync?.degradations ?? 0)
 
+  const ar = async (): Promise<PrimaryStatus['archive']> => (await s()).archive
+  const arOn = async (fn: (a: NonNullable<PrimaryStatus['archive']>) => number): Promise<Array<[Labels, number]>> => { const a = await ar(); return a ? [[{}, fn(a)]] : [] }
+  k.gauge('archive_up', 'The journal archive (--archive): 1 while the store takes uploads, 0 while they fail and are retried. Absent without --archive.', [], async () => await arOn(a => flag(a.state === 'ok')))
+  k.gauge('archive_archived_seq', 'Every record up to this seq is in the archive.', [], async () => await arOn(a => a.archivedSeq))
+  k.gauge('archive_lag_seconds', 'Age of the oldest record not in the archive yet (the archive\'s RPO now).', [], async () => await arOn(a => a.lagSeconds))
+  k.total('archive_uploaded_bytes_total', 'Bytes uploaded to the archive, by kind (journal chunks, base regions).', ['kind'], async () => {
+    const a = await ar()
+    return a ? [[{ kind: 'journal' }, a.uploaded.chunkBytes], [{ kind: 'regions' }, a.uploaded.regionBytes]] : []
+  })
+  k.gauge('archive_failures', 'Store calls that failed in a row (0 once one succeeds).', [], async () => await arOn(a => a.failures))
+  k.gauge('archive_gap', '1 while records were dropped before they reached the archive (closed by the next base).', [], async () => await arOn(a => flag(a.gap !== undefined)))
+
   const dr = (d: PrimaryStatus['drs'][number]): Labels => ({ dr: d.nodeId })
   k.gauge('drs', 'DRs registered with this primary.', [], async () => (await s()).drs.length)
   k.gauge('dr_acked_seq', 'Last seq a DR acknowledged (durably applied).', ['dr'], async () => (await s()).drs.map(d => [dr(d), d.ackedSeq]))

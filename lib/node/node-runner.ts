@@ -24,7 +24,7 @@ import { PrimaryNode, type PrimaryOptions } from './primary-node.js'
 /** RunnerConfig is everything either role needs (the CLI's flags). */
 export interface RunnerConfig extends Pick<NodeOptions, 'images' | 'state' | 'mount' | 'log' | 'regionSize' | 'checkpointMs' | 'listen' | 'dataPath'> {
   /** Primary role (and a DR once promoted). */
-  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads' | 'sync' | 'compress'>
+  primary?: Pick<PrimaryOptions, 'retainJournal' | 'groupMs' | 'tls' | 'journalLimit' | 'asyncReads' | 'sync' | 'compress' | 'archive' | 'drExpireMs'>
   tokenFile?: string
   /** DR role. */
   dr?: Omit<DrOptions, 'images' | 'state' | 'mount' | 'log' | 'primary' | 'regionSize' | 'checkpointMs' | 'listen' | 'token'> & { url: string, token: string, ca?: string }

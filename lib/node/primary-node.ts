@@ -7,6 +7,7 @@
  * node never touches this node's mount), then replay (so the images are
  * whole before anyone sees them), then the mount.
  */
+import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { readdirSync } from 'node:fs'
 import { compareHistories, promoted, type History } from '../core/history.js'
@@ -38,6 +39,8 @@ import { StateStore, type JsonLevel } from '../store/state-store.js'
 import { VolumeFiles } from '../store/volume-files.js'
 import { RegionCodes } from '../store/region-codes.js'
 import { CodeKeeper } from '../store/code-keeper.js'
+import { Archiver, type ArchiveStatus } from '../archive/archiver.js'
+import { ObjectStore, parseArchiveUrl } from '../archive/object-store.js'
 import type { NodeOptions } from './node-options.js'
 
 /** PrimaryOptions are the settings of `volmirror primary`. */
@@ -64,6 +67,19 @@ export interface PrimaryOptions extends NodeOptions {
   sync?: SyncOptions
   /** Forget a DR not seen for this long (ms): it no longer holds the journal back (`--dr-expire`). */
   drExpireMs?: number
+  /** `--archive`: the journal archive in an S3-compatible store. */
+  archive?: ArchiveSettings
+}
+
+/** ArchiveSettings are the `--archive*` flags. */
+export interface ArchiveSettings {
+  /** `s3://bucket/prefix`. */
+  url: string
+  endpoint?: string
+  region?: string
+  sealMs?: number
+  baseEveryMs?: number
+  retentionMs?: number
 }
 
 /** VolumeStatus is one volume in `status`. */
@@ -110,6 +126,8 @@ export interface PrimaryStatus {
   sync?: SyncStatus
   /** Set while a demotion waits for the DRs (writes are refused meanwhile). */
   demoting?: boolean
+  /** The journal archive (with --archive): where it stands, and whether the store answers. */
+  archive?: ArchiveStatus
   drs: Array<{
     nodeId: string
     ackedSeq: number
@@ -180,6 +198,8 @@ export class PrimaryNode {
   writeBehind: WriteBehind | undefined
   /** Metrics and the status page (served on the HTTP endpoint when listening). */
   observability: Observability | undefined
+  /** The journal archive (absent without --archive). */
+  archiver: Archiver | undefined
 
   /** start brings a primary up; on failure everything it opened is closed again. */
   static async start (opts: PrimaryOptions): Promise<PrimaryNode> {
@@ -378,6 +398,20 @@ export class PrimaryNode {
         return await source.forget(body.id)
       })
       await control.listen()
+      if (opts.archive) {
+        const a = opts.archive
+        const objects = new ObjectStore(parseArchiveUrl(a.url), { ...(a.endpoint ? { endpoint: a.endpoint } : {}), ...(a.region ? { region: a.region } : {}) })
+        const archiver = node.archiver = new Archiver(source, objects, {
+          nodeId: `archive-${createHash('sha256').update(objects.url).digest('hex').slice(0, 16)}`,
+          primaryId: store.identity.nodeId, epoch: store.identity.epoch, regionSize: store.identity.regionSize,
+          history: () => node.history, log,
+          ...(a.sealMs !== undefined ? { sealMs: a.sealMs } : {}),
+          ...(a.baseEveryMs !== undefined ? { baseEveryMs: a.baseEveryMs } : {}),
+          ...(a.retentionMs !== undefined ? { retentionMs: a.retentionMs } : {}),
+        })
+        archiver.start()
+        cleanup.unshift(async () => { await archiver.stop() })
+      }
       node.watchPeers()
       log.info('node.ready', { role: 'primary', mount: mount.mountPoint, images: images.root, state: store.dir, lastSeq: journal.lastSeq, pid: process.pid })
       return node
@@ -420,6 +454,7 @@ export class PrimaryNode {
       ...(this.source.splitBrain ? { splitBrain: this.source.splitBrain } : {}),
       ...(this.source.sync ? { sync: this.source.sync.status() } : {}),
       ...(this.demoting ? { demoting: true } : {}),
+      ...(this.archiver ? { archive: this.archiver.status() } : {}),
       drs: this.source.drs().map(d => ({
         nodeId: d.nodeId, ackedSeq: d.ackedSeq, lagSeq: Math.max(0, this.journal.lastSeq - d.ackedSeq), lastSeenAt: d.lastSeenAt,
         lastContactSeconds: Math.max(0, (Date.now() - Date.parse(d.lastSeenAt)) / 1000),
@@ -556,6 +591,8 @@ export class PrimaryNode {
     await this.watcher.close().catch(() => {})
     step('codes')
     await this.keeper?.stop()
+    step('archive')
+    await this.archiver?.stop().catch(err => log.warn('node.close_step_failed', { step: 'archive', err }))
     step('replication')
     await this.source.close().catch(err => log.warn('node.close_step_failed', { step: 'replication', err }))
     step('write-behind')

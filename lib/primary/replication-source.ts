@@ -52,6 +52,8 @@ export interface DrRecord {
    * dirty bitmap instead, until it has resynced.
    */
   droppedThrough?: number
+  /** 'archive' for the journal archive (not a DR); absent for a DR. */
+  kind?: 'archive'
 }
 
 /** SplitBrain records a split brain this primary detected. */
@@ -129,7 +131,7 @@ export class ReplicationSource implements PrimaryService {
   async open (): Promise<void> {
     for await (const [k, v] of this.drLevel.iterator()) {
       this.registry.set(k, v as DrRecord)
-      this.sync?.register(k, (v as DrRecord).ackedSeq)
+      if ((v as DrRecord).kind !== 'archive') this.sync?.register(k, (v as DrRecord).ackedSeq)
     }
     for await (const [k, bytes] of this.dirtyLevel.iterator()) {
       const { nodeId, volume, chunk } = parseDirtyKey(k)
@@ -173,9 +175,9 @@ export class ReplicationSource implements PrimaryService {
     return min
   }
 
-  /** drs lists the registered DRs (status). */
+  /** drs lists the registered DRs (status); the journal archive is not one. */
   drs (): DrRecord[] {
-    return [...this.registry.values()]
+    return [...this.registry.values()].filter(d => d.kind !== 'archive')
   }
 
   /**
@@ -431,6 +433,7 @@ export class ReplicationSource implements PrimaryService {
       nodeId: r.nodeId, epoch: r.epoch, startSeq, ackedSeq: inBitmap && canResume ? known!.ackedSeq : startSeq, registeredAt: known?.registeredAt ?? now, lastSeenAt: now,
       ...(r.listenUrl ? { listenUrl: r.listenUrl } : {}),
       ...(inBitmap && canResume ? { droppedThrough: known!.droppedThrough! } : {}),
+      ...(r.kind === 'archive' ? { kind: 'archive' as const } : {}),
     }
     if (!canResume) {
       this.dirty.delete(r.nodeId)
@@ -438,7 +441,7 @@ export class ReplicationSource implements PrimaryService {
     }
     this.registry.set(r.nodeId, rec)
     await this.drLevel.put(r.nodeId, rec, { sync: true } as object)
-    this.sync?.register(r.nodeId, startSeq)
+    if (r.kind !== 'archive') this.sync?.register(r.nodeId, startSeq)
     this.log.info(canResume ? 'dr.resumed' : 'dr.registered', { dr: r.nodeId, startSeq, fullSync: !canResume, verdict: verdict.kind })
     return {
       primaryId: id.nodeId, epoch: id.epoch, regionSize: id.regionSize, startSeq, fullSync: !canResume, history,

@@ -115,6 +115,8 @@ export interface Registration {
   listenUrl?: string
   /** The DR gives up whatever it holds that the primary does not (resolving a split brain). */
   discardLocal?: boolean
+  /** 'archive': the journal archive (lib/archive/archiver.ts), not a DR: never waited for by sync mode, listed apart. */
+  kind?: 'dr' | 'archive'
 }
 
 /** RegisterReply tells a DR where to start. */
