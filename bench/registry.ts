@@ -4,6 +4,7 @@
  * and append it here.
  */
 import type { Benchmark } from './lib/types.js'
+import { archiveBench } from './archive.js'
 import { drColdRead } from './dr-cold-read.js'
 import { drFirstRead } from './dr-first-read.js'
 import { drHistory } from './dr-history.js'
@@ -12,6 +13,7 @@ import { drLag } from './dr-lag.js'
 import { drPresentRead } from './dr-present-read.js'
 import { drResync } from './dr-resync.js'
 import { primaryWrite } from './primary-write.js'
+import { scale } from './scale.js'
 import { syncWrite } from './sync-write.js'
 import { wanCompress } from './wan-compress.js'
 import { wanSync } from './wan-sync.js'
@@ -29,4 +31,6 @@ export const benchmarks: Benchmark[] = [
   drHistory,
   wanSync,
   wanCompress,
+  archiveBench,
+  scale,
 ]

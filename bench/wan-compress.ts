@@ -61,11 +61,11 @@ async function gatherText (from: string, to: string, bytes: number): Promise<num
   return total
 }
 
-/** textImage builds an ext4 image of `mib` MiB, about 3/4 full of text files. */
+/** textImage builds an ext4 image of `mib` MiB holding text files (a third of its size: small files take whole blocks, and inodes). */
 async function textImage (ctx: BenchContext, file: string, mib: number): Promise<void> {
   const src = path.join(ctx.scratch, 'text-src')
   await mkdir(src, { recursive: true })
-  const got = await gatherText(path.join(ctx.app, 'node_modules'), src, mib * MiB * 0.6)
+  const got = await gatherText(path.join(ctx.app, 'node_modules'), src, mib * MiB * 0.3)
   await runOk('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'lazy_itable_init=0,lazy_journal_init=0', '-d', src, file, `${mib}M`], { timeoutMs: 300_000 })
   await rm(src, { recursive: true, force: true })
   ctx.progress(`wan-compress: ext4 image of ${mib} MiB holding ${fmt(got / MiB)} MiB of text files`)
@@ -159,7 +159,8 @@ export const wanCompress: Benchmark = {
         note: 'volmirror: --compress auto (asks for zstd at this RTT); from the first byte written (dd bs=1M conv=sparse through the primary\'s mount) to the DR having applied the last',
         ...(kind === 'text' ? { command: 'volmirror dr --primary PROXY --compress auto|none (proxy: test/helpers/tcp-proxy.ts, shape({ rttMs: 20, bytesPerSecond: 12.5e6 }))' } : {}),
       })
-      out.push({ metric: `${label}: peak lag the DR reported`, unit: 's', better: 'lower', volmirror: samples.figure(kind, 'auto-lag'), comparisons: none('lag') })
+      // The peak of a 50 ms sample: reported, the target is on the time above.
+      out.push({ metric: `${label}: peak lag the DR reported`, unit: 's', better: 'lower', volmirror: samples.figure(kind, 'auto-lag'), comparisons: [{ name: '--compress none', role: 'peer', figure: samples.figure(kind, 'none-lag') }] })
       out.push({ metric: `${label}: bytes on the link`, unit: 'MiB', better: 'lower', volmirror: samples.figure(kind, 'auto-crossed'), comparisons: none('crossed') })
     }
     return out

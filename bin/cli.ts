@@ -20,9 +20,10 @@ import { readToken } from '../lib/http/auth.js'
 import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
 import { type DataPath } from '../lib/fuse/native-path.js'
-import { common, compressOption, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
+import { checkUnknownOptions, urlOption, common, compressOption, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
 import type { CompressMode } from '../lib/http/compression.js'
 import { addHistoryCommands, formatPoint, pointArgs } from '../lib/cli/history-commands.js'
+import { completionScript } from '../lib/cli/completion.js'
 import { addArchiveCommands, archiveSettings, primaryArchiveOptions, type ArchiveFlags } from '../lib/cli/archive-commands.js'
 
 const program = new Command()
@@ -154,7 +155,7 @@ Example:
     const readAhead = Number(o.readAhead)
     if (!Number.isInteger(readAhead) || readAhead < 0 || readAhead > 256) throw new VolmirrorError('USAGE', '--read-ahead: a number of regions, 0..256')
     const regionSize = regionSizeOption(o.regionSize)
-    usage('--primary', () => new URL(o.primary))
+    urlOption('--primary', o.primary, 'http://primary:7070')
     const listen = o.listen !== undefined ? parseListen(o.listen) : undefined
     const tls = tlsOption(o)
     const listenUrl = o.advertise ?? (listen ? `${tls ? 'https' : 'http'}://${listen.host === '0.0.0.0' || listen.host === '::' ? hostname() : listen.host}:${listen.port}` : undefined)
@@ -276,6 +277,15 @@ Example:
 addHistoryCommands(program)
 addArchiveCommands(program)
 
+program.command('completion')
+  .description('print a shell completion script (bash or zsh)')
+  .argument('<shell>', 'bash or zsh')
+  .addHelpText('after', `
+Example:
+  volmirror completion bash > /etc/bash_completion.d/volmirror
+  volmirror completion zsh > "\${fpath[1]}/_volmirror"`)
+  .action((shell: string) => { process.stdout.write(completionScript(program, shell)) })
+
 // `volmirror dr forget ID` (the `dr` command itself runs a DR node and requires its flags).
 common(program.command('dr-forget', { hidden: true }))
   .configureHelp({ commandUsage: () => 'volmirror dr forget [options] <id>' })
@@ -340,7 +350,7 @@ async function applyConfigFile (args: string[]): Promise<void> {
   const file = configPath(args.slice(at + 1))
   if (file === undefined) return
   const flags = (c: Command): FlagSpec[] => c.options.filter(o => o.long).map(o => ({
-    key: o.long!.slice(2), boolean: o.isBoolean(), ...(o.argChoices ? { choices: o.argChoices } : {}),
+    key: o.long!.slice(2), boolean: o.isBoolean(), ...(o.argChoices ? { choices: o.argChoices } : {}), ...(/<(dir|file)>/.test(o.flags) ? { path: true } : {}),
   }))
   const others = program.commands.filter(c => c !== cmd).flatMap(c => flags(c).map(f => f.key))
   for (const [key, value] of await readConfig(file, flags(cmd), others)) {
@@ -394,8 +404,12 @@ function fail (err: unknown): never {
 try {
   const args = process.argv.slice(2)
   if (args[0] === 'dr' && args[1] === 'forget') process.argv.splice(2, 2, 'dr-forget')
+  checkUnknownOptions(program, process.argv.slice(2))
   await applyConfigFile(process.argv.slice(2))
   await program.parseAsync(process.argv)
+  // process.exit drops what a pipe has not taken yet (a status --json of
+  // 1,000 volumes is larger than a pipe holds): let stdout and stderr drain.
+  await Promise.all([process.stdout, process.stderr].map(s => new Promise<void>(resolve => s.write('', () => resolve()))))
   process.exit(process.exitCode ?? 0)
 } catch (err) {
   fail(err)

@@ -125,8 +125,26 @@ export function fromSystemError (err: unknown, what: string): VolmirrorError {
   if (err instanceof VolmirrorError) return err
   const sys = (err as NodeJS.ErrnoException | undefined)?.code
   const code = (sys && SYSTEM_CODES[sys]) || 'IO_ERROR'
-  const reason = err instanceof Error ? err.message : String(err)
+  // Said in words, once: Node's message repeats the call and the path.
+  const reason = (sys && SYSTEM_WORDS[sys]) ?? (err instanceof Error ? err.message : String(err))
   return new VolmirrorError(code, `${what}: ${reason}`, { cause: err })
+}
+
+/** SYSTEM_WORDS say the common errno codes in words, for messages. */
+const SYSTEM_WORDS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EEXIST: 'it already exists',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on the device',
+  EROFS: 'the file system is read-only',
+  ENOTEMPTY: 'the directory is not empty',
+  ENAMETOOLONG: 'the name is too long',
+  EMFILE: 'too many open files',
+  EBUSY: 'it is busy',
+  EXDEV: 'it is on another file system',
 }
 
 /** systemErrno returns the errno name (`ENOSPC`) behind an error, if there is one. */

@@ -79,7 +79,12 @@ export interface ArchiveStatus {
   lastUploadAt?: string
 }
 
+/** Upload is a sealed chunk on its way to the store. */
+interface Upload { chunk: ChunkInfo, raw: number, since: number, finished: boolean, done: Promise<true | undefined> }
+
 const MAX_BACKOFF_MS = 30_000
+/** Chunks uploaded at once (an object store answers each put after a round trip or more). */
+const UPLOADS_IN_FLIGHT = 4
 
 export class Archiver {
   private stopped = false
@@ -91,6 +96,8 @@ export class Archiver {
   private pendingFirst = 0
   private pendingSince = 0
   private pendingEnds: Array<[number, number]> = []
+  /** Sealed chunks being uploaded, oldest first. */
+  private uploads: Upload[] = []
   private chunks: ChunkInfo[] = []
   private bases: BaseInfo[] = []
   /** SHA-256 of every region object the archive holds (from the newest base, and uploaded since). */
@@ -110,8 +117,10 @@ export class Archiver {
   }
 
   status (): ArchiveStatus {
-    const lag = this.pending.length > 0 ? (Date.now() - this.pendingSince) / 1000 : 0
-    return { ...this.st, lagSeconds: Math.max(0, lag), pendingBytes: this.pendingBytes, bases: this.bases.length }
+    const oldest = this.uploads[0]?.since ?? (this.pending.length > 0 ? this.pendingSince : undefined)
+    const lag = oldest !== undefined ? (Date.now() - oldest) / 1000 : 0
+    const inAir = this.uploads.reduce((n, u) => n + u.raw, 0)
+    return { ...this.st, lagSeconds: Math.max(0, lag), pendingBytes: this.pendingBytes + inAir, bases: this.bases.length }
   }
 
   start (): void {
@@ -140,9 +149,13 @@ export class Archiver {
     const sealMs = this.opts.sealMs ?? 10_000
     const sealBytes = this.opts.sealBytes ?? 16 * 1024 * 1024
     while (!this.stopped) {
+      // While the store fails, the backlog stays in the journal (bounded by
+      // --journal-limit), not in memory: take nothing until it answers.
+      if (this.st.state === 'retrying' && this.uploads.length > 0) { await this.settleOldest(); continue }
       let batch: GroupBatch
       try {
-        const due = this.pending.length > 0 ? Math.max(0, this.pendingSince + sealMs - Date.now()) : sealMs
+        let due = this.pending.length > 0 ? Math.max(0, this.pendingSince + sealMs - Date.now()) : sealMs
+        if (this.uploads.length > 0) due = Math.min(due, 100)
         batch = await this.source.groups({ nodeId: this.opts.nodeId, after: this.cursor, maxBytes: sealBytes, waitMs: Math.max(50, due), signal: this.stopper.signal })
       } catch (err) {
         if (this.stopped) break
@@ -153,6 +166,7 @@ export class Archiver {
         continue
       }
       this.take(batch)
+      await this.settleFinished()
       const atEnd = this.pendingEnds.length > 0 && this.pendingEnds[this.pendingEnds.length - 1]![0] === this.cursor
       if (atEnd && (this.pendingBytes >= sealBytes || Date.now() - this.pendingSince >= sealMs)) await this.seal()
     }
@@ -174,34 +188,57 @@ export class Archiver {
     }
   }
 
-  /** seal uploads the chunk being filled (retrying until it is in), then acknowledges it. */
+  /**
+   * seal starts the upload of the chunk being filled (it ends at a group
+   * boundary: sealed only there) and lets the next fill meanwhile; at most
+   * UPLOADS_IN_FLIGHT chunks are in the air, acknowledged in seq order
+   * once each is in the store.
+   */
   private async seal (): Promise<void> {
     if (this.pending.length === 0) return
     const first = this.pendingFirst
     const [last, lastTs] = this.pendingEnds[this.pendingEnds.length - 1]!
-    const records = this.pending.slice(0, last - first + 1)
-    const raw = records.reduce((n, r) => n + r.length, 0)
-    const body = encodeChunk(records, first, last, this.pendingEnds)
+    const raw = this.pendingBytes
+    const body = encodeChunk(this.pending, first, last, this.pendingEnds)
     const key = chunkKey(first, last, lastTs)
-    const ok = await this.retry(`upload ${key}`, async () => { await this.store.put(key, body); return true })
-    if (ok !== true) return
-    this.chunks.push({ key, first, last, lastTs, size: body.length })
-    this.pending = this.pending.slice(records.length)
-    this.pendingBytes -= raw
+    const u: Upload = { chunk: { key, first, last, lastTs, size: body.length }, raw, since: this.pendingSince, finished: false, done: Promise.resolve(undefined) }
+    u.done = this.retry(`upload ${key}`, async () => { await this.store.put(key, body); return true as const }).finally(() => { u.finished = true })
+    this.uploads.push(u)
+    this.pending = []
+    this.pendingBytes = 0
     this.pendingEnds = []
-    if (this.pending.length > 0) this.pendingFirst = last + 1
-    this.st.archivedSeq = last
+    while (this.uploads.length >= UPLOADS_IN_FLIGHT) await this.settleOldest()
+  }
+
+  /** settleFinished takes in the chunks whose upload ended, oldest first, without waiting. */
+  private async settleFinished (): Promise<void> {
+    while (this.uploads.length > 0 && this.uploads[0]!.finished) await this.settleOldest()
+  }
+
+  /** settleAll waits for every chunk in the air. */
+  private async settleAll (): Promise<void> {
+    while (this.uploads.length > 0) await this.settleOldest()
+  }
+
+  private async settleOldest (): Promise<void> {
+    const u = this.uploads[0]!
+    const ok = await u.done
+    this.uploads.shift()
+    if (ok !== true) return // stopped: the journal still has it for the next start
+    this.chunks.push(u.chunk)
+    this.st.archivedSeq = u.chunk.last
     this.st.uploaded.chunks++
-    this.st.uploaded.chunkBytes += body.length
-    this.st.uploaded.rawBytes += raw
+    this.st.uploaded.chunkBytes += u.chunk.size
+    this.st.uploaded.rawBytes += u.raw
     this.st.lastUploadAt = new Date().toISOString()
-    this.opts.log.debug('archive.chunk', { key, records: records.length, raw, bytes: body.length })
-    await this.source.ack(this.opts.nodeId, last).catch(err => this.opts.log.warn('archive.ack_failed', { err }))
+    this.opts.log.debug('archive.chunk', { key: u.chunk.key, raw: u.raw, bytes: u.chunk.size })
+    await this.source.ack(this.opts.nodeId, u.chunk.last).catch(err => this.opts.log.warn('archive.ack_failed', { err }))
   }
 
   /** afterDrop: the journal dropped records before they were archived; seal what was taken, take a new base. */
   private async afterDrop (): Promise<void> {
     await this.seal()
+    await this.settleAll()
     const plan = await this.retry('resync', () => this.source.resync(this.opts.nodeId))
     if (!plan) return
     this.gap(this.cursor, plan.fromSeq)
@@ -300,7 +337,10 @@ export class Archiver {
         const regions: ArchivedRegion[] = []
         const n = Math.ceil(v.size / rs)
         for (let from = 0; from < n; from += 4096) {
-          const info = await this.source.regions(v.name, from, Math.min(4096, n - from), true)
+          // Checksums only when the archive holds regions they could match:
+          // a code the primary lacks costs a read and a hash, and a region
+          // to upload is read and hashed anyway.
+          const info = await this.source.regions(v.name, from, Math.min(4096, n - from), this.held.size > 0)
           if (info.birth !== v.birth) throw new VolmirrorError('REGION_CHANGED', `${v.name} was renamed or replaced while the base was taken; taking it again`)
           const todo = info.regions.filter(r => r.realized && r.length > 0)
           await eachLimited(todo, this.opts.concurrency ?? 8, async r => {

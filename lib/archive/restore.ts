@@ -136,9 +136,15 @@ export async function restore (store: ObjectStore, opts: RestoreOptions): Promis
   let pointTs = span.base.ts
   let records = 0
   try {
+    // The next chunk downloads while this one is applied.
+    const fetchChunk = (i: number): Promise<Buffer> | undefined => i < needed.length ? withRetries(() => store.get(needed[i]!.key)) : undefined
+    let next = fetchChunk(0)
+    next?.catch(() => {})
     for (let i = 0; i < needed.length; i++) {
       const c = needed[i]!
-      const body = await withRetries(() => store.get(c.key))
+      const body = await next!
+      next = fetchChunk(i + 1)
+      next?.catch(() => {})
       downloaded += body.length
       const chunk = decodeChunk(body, c.key)
       const stop = stopIn(chunk.header.ends, i === needed.length - 1, opts.target, span)

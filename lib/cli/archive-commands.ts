@@ -11,7 +11,7 @@ import { parseArchiveUrl, ObjectStore } from '../archive/object-store.js'
 import { listArchive, restore } from '../archive/restore.js'
 import { VolmirrorError } from '../errors.js'
 import { formatBytes } from './parse.js'
-import { common, durationOption, usage, type CommonOpts } from './options.js'
+import { common, durationOption, urlOption, usage, type CommonOpts } from './options.js'
 import { pointArgs } from './history-commands.js'
 import { ProgressView } from './progress.js'
 
@@ -46,7 +46,7 @@ export function archiveSettings (o: ArchiveFlags): ArchiveSettings | undefined {
     return undefined
   }
   usage('--archive', () => parseArchiveUrl(o.archive!))
-  if (o.archiveEndpoint !== undefined) usage('--archive-endpoint', () => new URL(o.archiveEndpoint!))
+  if (o.archiveEndpoint !== undefined) urlOption('--archive-endpoint', o.archiveEndpoint, 'http://minio:9000')
   return {
     url: o.archive,
     ...(o.archiveEndpoint ? { endpoint: o.archiveEndpoint } : {}),
@@ -59,7 +59,7 @@ export function archiveSettings (o: ArchiveFlags): ArchiveSettings | undefined {
 
 function openStore (o: StoreFlags): ObjectStore {
   const where = usage('--archive', () => parseArchiveUrl(o.archive))
-  if (o.archiveEndpoint !== undefined) usage('--archive-endpoint', () => new URL(o.archiveEndpoint!))
+  if (o.archiveEndpoint !== undefined) urlOption('--archive-endpoint', o.archiveEndpoint, 'http://minio:9000')
   return new ObjectStore(where, { ...(o.archiveEndpoint ? { endpoint: o.archiveEndpoint } : {}), ...(o.archiveRegion ? { region: o.archiveRegion } : {}) })
 }
 

@@ -6,12 +6,14 @@
  */
 import { callControl } from '../control/control-socket.js'
 import { VolmirrorError } from '../errors.js'
-import type { DrStatus } from '../node/dr-node.js'
-import type { PrimaryStatus } from '../node/primary-node.js'
+import type { DrStatus } from '../node/status.js'
+import type { PrimaryStatus } from '../node/status.js'
 import type { VerifyReport } from '../dr/verifier.js'
 import { ProgressView } from './progress.js'
 
 const POLL_MS = 250
+/** verify counts regions, as its summary line does (one unit for both). */
+const REGIONS = { name: 'regions' }
 
 function progressView (): ProgressView {
   return new ProgressView({ stream: process.stderr })
@@ -25,7 +27,6 @@ export async function verifyWithProgress (state: string, repair: boolean): Promi
   const view = progressView()
   const since = new Date().toISOString()
   let done = false
-  let regionSize = 0
   let total = 0
   const poll = (async () => {
     while (!done) {
@@ -33,9 +34,8 @@ export async function verifyWithProgress (state: string, repair: boolean): Promi
       const vp = s?.verifyProgress
       // Only this verify's progress (a status may still show the last one).
       if (!done && s && vp && vp.startedAt >= since && vp.total > 0) {
-        regionSize = s.regionSize
         total = vp.total
-        view.update('verify', { label: 'regions compared', kind: 'verify', done: vp.done * regionSize, total: vp.total * regionSize })
+        view.update('verify', { label: 'regions', kind: 'verify', done: vp.done, total: vp.total, unit: REGIONS })
       }
       await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
@@ -43,7 +43,7 @@ export async function verifyWithProgress (state: string, repair: boolean): Promi
   try {
     const r = await callControl<VerifyReport>(state, 'verify', { repair }, 24 * 3600 * 1000)
     done = true
-    if (total > 0) view.update('verify', { label: 'regions compared', kind: 'verify', done: total * regionSize, total: total * regionSize })
+    if (total > 0) view.update('verify', { label: 'regions', kind: 'verify', done: total, total, unit: REGIONS })
     return r
   } finally {
     done = true

@@ -26,6 +26,8 @@ export interface FlagSpec {
   boolean: boolean
   /** Allowed values, if the flag has a fixed set. */
   choices?: readonly string[]
+  /** A file or directory: only text will do (a number is no path). */
+  path?: boolean
 }
 
 /** Keys that never come from a file. */
@@ -77,6 +79,7 @@ function checkValue (file: string, spec: FlagSpec, value: unknown): ConfigValue 
     if (typeof value !== 'boolean') throw new VolmirrorError('USAGE', `${where} is a switch: true or false, not ${JSON.stringify(value)}`)
     return value
   }
+  if (spec.path && typeof value !== 'string') throw new VolmirrorError('USAGE', `${where} is a path: give it as text, e.g. "./${spec.key}", not ${JSON.stringify(value)}`)
   if (typeof value === 'number' && Number.isFinite(value)) value = String(value)
   if (typeof value !== 'string') throw new VolmirrorError('USAGE', `${where} takes a value as text (as on the command line), not ${JSON.stringify(value)}`)
   if (spec.choices && !spec.choices.includes(value)) {

@@ -2,8 +2,8 @@
  * format-status: `volmirror status` as text for people (`--json` prints the
  * status object itself).
  */
-import type { DrStatus } from '../node/dr-node.js'
-import type { PrimaryStatus } from '../node/primary-node.js'
+import type { DrStatus } from '../node/status.js'
+import type { PrimaryStatus } from '../node/status.js'
 import { formatBytes } from './parse.js'
 
 /** formatStatus renders any node's status. */
@@ -74,6 +74,7 @@ function formatPrimary (s: PrimaryStatus): string {
     `${j.retained ? ', retained' : ''}; ${batching} records per LevelDB batch`)
   if (s.sync) lines.push(`  sync     ${syncLine(s.sync)}`)
   if (s.archive) lines.push(`  archive  ${archiveLine(s.archive)}`)
+  if (s.journalDamage) lines.push(`  DAMAGED  journal records up to seq ${s.journalDamage.through} were damaged on disk (found at start; the images have them): DRs that needed them resync those regions. Check the disk.`)
   lines.push('')
   if (s.volumes.length === 0) {
     lines.push('  no volumes yet')

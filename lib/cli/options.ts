@@ -8,7 +8,7 @@ import { VolmirrorError } from '../errors.js'
 import { Logger, type LogLevel } from '../log.js'
 import { checkRegionSize } from '../store/state-store.js'
 import { DATA_PATHS, defaultDataPath } from '../fuse/native-path.js'
-import { parseCompressMode } from '../http/compression.js'
+import { COMPRESS_MODES, parseCompressMode } from '../http/compression.js'
 import { parseDuration, parseSize } from './parse.js'
 
 /** CommonOpts are the flags every command has. */
@@ -58,8 +58,11 @@ export function dataPathOption (): Option {
 
 /** compressOption: zstd on the wire (lib/http/compression.ts). */
 export function compressOption (): Option {
-  return new Option('--compress <mode>', 'zstd on the wire: auto (when the link, not the CPU, limits: a DR a round trip of 1 ms or more from its primary), zstd (always), none')
+  const o = new Option('--compress <mode>', 'zstd on the wire: auto (when the link, not the CPU, limits: a DR 5 ms or more from its primary asks), zstd (always), none')
     .default('auto').argParser(v => usage('--compress', () => parseCompressMode(v)))
+  // Listed for help and shell completion; the parser above says why lz4 is not one.
+  o.argChoices = [...COMPRESS_MODES]
+  return o
 }
 
 /** logger makes the command's logger. */
@@ -67,3 +70,50 @@ export function logger (o: CommonOpts, role: string): Logger {
   return new Logger({ level: o.logLevel, format: o.logFormat, base: { node: role } })
 }
 
+
+/**
+ * checkUnknownOptions reports the first flag the command does not know,
+ * before anything else is checked: commander checks required options
+ * first, so `primary --bogus` would otherwise say that --images is missing.
+ */
+export function checkUnknownOptions (program: Command, argv: string[]): void {
+  let cmd = program
+  let i = 0
+  // The (sub)command the words name: `archive ls`, `dr-forget`, ...
+  while (i < argv.length && !argv[i]!.startsWith('-')) {
+    const sub = cmd.commands.find(c => c.name() === argv[i] || c.aliases().includes(argv[i]!))
+    if (!sub) break
+    cmd = sub
+    i++
+  }
+  if (cmd === program) return
+  const known = new Map<string, boolean>() // flag -> takes a value
+  for (const o of [...cmd.options, ...program.options]) {
+    for (const f of [o.long, o.short]) if (f) known.set(f, o.required || o.optional)
+  }
+  known.set('--help', false).set('-h', false)
+  for (; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--') return
+    if (!a.startsWith('-') || a === '-') continue
+    const flag = a.includes('=') ? a.slice(0, a.indexOf('=')) : a
+    const takes = known.get(flag)
+    if (takes === undefined) {
+      const name = cmd.parent && cmd.parent !== program ? `${cmd.parent.name()} ${cmd.name()}` : cmd.name()
+      throw new VolmirrorError('USAGE', `unknown option '${flag}' for \`volmirror ${name}\` (see volmirror ${name} --help)`)
+    }
+    if (takes && !a.includes('=')) i++
+  }
+}
+
+/** urlOption checks a URL flag, echoing the value and an example when it is none. */
+export function urlOption (option: string, value: string, example: string): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new VolmirrorError('USAGE', `${option}: not a URL: ${JSON.stringify(value)} (e.g. ${example})`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new VolmirrorError('USAGE', `${option}: must be http:// or https://, not ${JSON.stringify(value)} (e.g. ${example})`)
+  return url
+}

@@ -18,12 +18,12 @@ export function parseSize (text: string, what = 'size'): number {
   return Math.round(n)
 }
 
-const TIME_UNITS: Record<string, number> = { ms: 1, '': 1000, s: 1000, m: 60_000, h: 3_600_000 }
+const TIME_UNITS: Record<string, number> = { ms: 1, '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
-/** parseDuration reads milliseconds from `250ms`, `2s`, `5m` (a bare number is seconds). */
+/** parseDuration reads milliseconds from `250ms`, `2s`, `5m`, `24h`, `30d` (a bare number is seconds). */
 export function parseDuration (text: string, what = 'duration'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*$/.exec(String(text))
-  if (!m) throw new VolmirrorError('USAGE', `${what}: cannot read "${text}" as a duration (examples: 100ms, 2s, 5m)`)
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$/.exec(String(text))
+  if (!m) throw new VolmirrorError('USAGE', `${what}: cannot read "${text}" as a duration (examples: 100ms, 2s, 5m, 24h, 30d)`)
   return Math.round(Number(m[1]) * TIME_UNITS[m[2]!]!)
 }
 

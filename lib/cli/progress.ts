@@ -227,7 +227,9 @@ export class ProgressView {
   private describe (item: Item): ItemText {
     const u = item.update
     const unit = u.unit ?? 'bytes'
-    const pct = u.total > 0 ? Math.min(100, 100 * u.done / u.total) : 100
+    // Rounded down to a tenth, as `status` rounds hydratedPercent: both say
+    // the same figure, and 100 % only when it is done.
+    const pct = u.total > 0 ? Math.min(100, Math.floor(1000 * u.done / u.total) / 10) : 100
     return {
       label: u.kind ? `${u.kind} ${u.label}` : u.label,
       percent: `${pct.toFixed(1)}%`,

@@ -14,8 +14,8 @@
  */
 import { lagText } from './format-status.js'
 import { callControl } from '../control/control-socket.js'
-import type { DrStatus } from '../node/dr-node.js'
-import type { PrimaryStatus } from '../node/primary-node.js'
+import type { DrStatus } from '../node/status.js'
+import type { PrimaryStatus } from '../node/status.js'
 import { formatBytes } from './parse.js'
 import { ProgressView } from './progress.js'
 

@@ -58,9 +58,12 @@ export class Replica {
    * Per region: the seq its bytes were last changed at (a record applied,
    * or a fetch's asOf), since this process started. A verify compares a
    * region with the primary's only if it has not changed since the
-   * primary read it.
+   * primary read it. One slot per region of each volume touched (8 bytes
+   * a region: a map entry per region cost ~100 bytes, 1 GB for 10 TiB).
    */
-  private readonly versions = new Map<number, number>()
+  private readonly versions = new Map<number, Float64Array>()
+  /** The DR's applied seq as last told (settle): asOfs at or below it are moot. */
+  private appliedSeq = 0
   /** Told of every presence map made (a DR's native data path mirrors them) and forgotten. */
   onTrack: ((volume: number, map: RegionBitmap) => void) | undefined
   onForget: ((volume: number) => void) | undefined
@@ -89,18 +92,34 @@ export class Replica {
   /** forget stops tracking a deleted volume. */
   forget (volume: number): void {
     this.maps.delete(volume)
+    this.versions.delete(volume)
     this.rule.forgetVolume(volume)
     this.onForget?.(volume)
   }
 
   /** version is the seq a region last changed at in this process (0 if not since start). */
   version (volume: number, region: number): number {
-    return this.versions.get(regionKey(volume, region)) ?? 0
+    return this.versions.get(volume)?.[region] ?? 0
   }
 
   private touch (volume: number, region: number, seq: number): void {
-    const k = regionKey(volume, region)
-    if (seq > (this.versions.get(k) ?? 0)) this.versions.set(k, seq)
+    let v = this.versions.get(volume)
+    if (!v || region >= v.length) {
+      const grown = new Float64Array(Math.max(region + 1, this.maps.get(volume)?.length ?? 0, v ? v.length * 2 : 0))
+      if (v) grown.set(v)
+      this.versions.set(volume, v = grown)
+    }
+    if (seq > v[region]!) v[region] = seq
+  }
+
+  /**
+   * settle drops the asOfs the applied seq made moot (every record they
+   * could skip is applied): called as groups are applied, and by hydration
+   * between batches (an initial sync with no writes records one per region).
+   */
+  settle (applied = this.appliedSeq): void {
+    this.appliedSeq = Math.max(this.appliedSeq, applied)
+    this.rule.prune(this.appliedSeq)
   }
 
   /**

@@ -186,6 +186,17 @@ export class Fetcher {
   }
 
   private async run (f: Flight, firstAsked: First | undefined): Promise<void> {
+    // An attempt in progress at the deadline (a peer that stalls rather
+    // than refuses) is cut there too.
+    const cut = setTimeout(() => f.abort.abort(new VolmirrorError('TIMEOUT', `no answer within --fetch-timeout (${this.opts.timeoutMs} ms)`)), this.opts.timeoutMs + 50)
+    try {
+      await this.attempts(f, firstAsked)
+    } finally {
+      clearTimeout(cut)
+    }
+  }
+
+  private async attempts (f: Flight, firstAsked: First | undefined): Promise<void> {
     let first = firstAsked
     const deadline = Date.now() + this.opts.timeoutMs
     const startedAt = performance.now()
@@ -224,8 +235,11 @@ export class Fetcher {
           attempt--
           continue
         }
-        const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random())
-        if (Date.now() + wait > deadline) {
+        // Retries go on until the deadline itself, the last one at it: the
+        // read fails after --fetch-timeout, not at the last backoff before.
+        const left = deadline - Date.now()
+        const wait = Math.min(left, Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()))
+        if (left <= 0) {
           this.counters.failures++
           this.fetched(f, startedAt, false)
           this.log.error('fetch.failed', { volume: v.name, region: f.region, attempts: attempt + 1, err })

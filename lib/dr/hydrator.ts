@@ -62,6 +62,14 @@ export interface HydratorOptions {
 }
 
 /** Hydrator completes a DR's copy in the background. */
+/** The most regions asked about at once (the protocol's limit is 4096). */
+const MAX_BATCH = 2048
+
+/** Past this many volumes with absent regions, progress is logged as one line. */
+const MAX_PROGRESS_LINES = 8
+
+const sum = <T>(xs: T[], f: (x: T) => number): number => xs.reduce((n, x) => n + f(x), 0)
+
 export class Hydrator {
   private running = false
   private loop: Promise<void> | undefined
@@ -150,6 +158,7 @@ export class Hydrator {
   private logProgress (): void {
     const now = Date.now()
     const rs = this.replica.regionSize
+    const lines: Array<{ name: string, present: number, total: number, rate: number | undefined }> = []
     for (const v of this.volumes.list()) {
       const map = this.replica.map(v.id)
       const present = map.setCount
@@ -158,12 +167,19 @@ export class Hydrator {
       this.seen.set(v.id, { present, at: now })
       if (present >= total) continue
       const rate = prev && now > prev.at && present >= prev.present ? (present - prev.present) * rs * 1000 / (now - prev.at) : undefined
-      const eta = rate !== undefined && rate > 0 ? Math.ceil((total - present) * rs / rate) : undefined
+      lines.push({ name: v.name, present, total, rate })
+    }
+    // Many volumes at once (hundreds): one line for all of them, not one each.
+    const all = lines.length > MAX_PROGRESS_LINES
+      ? [{ name: `${lines.length} volumes`, present: sum(lines, l => l.present), total: sum(lines, l => l.total), rate: lines.some(l => l.rate !== undefined) ? sum(lines, l => l.rate ?? 0) : undefined }]
+      : lines
+    for (const l of all) {
+      const eta = l.rate !== undefined && l.rate > 0 ? Math.ceil((l.total - l.present) * rs / l.rate) : undefined
       this.log.info('hydrate.progress', {
-        volume: v.name,
-        done: `${(Math.floor(1000 * present / total) / 10).toFixed(1)}%`,
-        regions: `${present}/${total}`,
-        rate: rate === undefined ? '-' : `${(rate / (1 << 20)).toFixed(1)}MiB/s`,
+        volume: l.name,
+        done: `${(Math.floor(1000 * l.present / l.total) / 10).toFixed(1)}%`,
+        regions: `${l.present}/${l.total}`,
+        rate: l.rate === undefined ? '-' : `${(l.rate / (1 << 20)).toFixed(1)}MiB/s`,
         eta: eta === undefined ? '-' : `${eta}s`,
         ...(this.sync ? { for: REASON_LABEL[this.sync.reason] } : {}),
       })
@@ -203,7 +219,9 @@ export class Hydrator {
    */
   private async pass (): Promise<boolean> {
     let found = false
+    const base = this.opts.batch ?? 64
     for (const v of this.volumes.list()) {
+      let batch = base
       let at = 0
       let next: { from: number, asked: Promise<Asked> } | undefined
       for (;;) {
@@ -217,14 +235,19 @@ export class Hydrator {
           // The first progress line's rate counts from here.
           for (const w of this.volumes.list()) this.seen.set(w.id, { present: this.replica.map(w.id).setCount, at: this.workSince })
         }
-        const batch = this.opts.batch ?? 64
         const count = Math.min(batch, map.length - from)
         at = from + count
         const asked = next?.from === from ? next.asked : this.ask(v.name, from, count)
         const after = map.next(at, false)
         next = after < 0 ? undefined : { from: after, asked: this.ask(v.name, after, Math.min(batch, map.length - after)) }
         next?.asked.catch(() => {}) // reported when it is settled, if it still is
-        await asked.then(a => this.settleBatch(v.id, v.name, a)).catch(err => {
+        await asked.then(async a => {
+          await this.settleBatch(v.id, v.name, a)
+          // Holes cost a listing each, not a copy: over a stretch of them
+          // (a sparse volume) ask for more at once, back to the base size at data.
+          batch = a.info.regions.some(r => r.realized) ? base : Math.min(batch * 2, MAX_BATCH)
+          this.replica.settle()
+        }).catch(err => {
           this.log.warn('hydrate.batch_failed', { volume: v.name, from, err })
           next = undefined
           return new Promise(resolve => setTimeout(resolve, 1000))

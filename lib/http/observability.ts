@@ -51,6 +51,9 @@ export class ObservabilityRoutes {
     // None of these routes reads a body: one sent anyway must not hold the connection.
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.setHeader('connection', 'close')
     const given = bearerToken(req.headers.authorization) ?? (path === '/' ? query.string('token') : undefined)
+    // The page itself is static (its data comes by authenticated requests):
+    // without a token it is served too, and finds the token kept for the tab.
+    if (path === '/' && given === undefined && (req.method === 'GET' || req.method === 'HEAD')) return this.send(req, res, 200, STATUS_PAGE_HEADERS, STATUS_PAGE_HTML)
     if (!tokenMatches(given, this.token)) {
       if (path === '/') {
         res.writeHead(401, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'www-authenticate': 'Bearer realm="volmirror"' })

@@ -52,6 +52,7 @@ import { bearerToken, tokenMatches } from './auth.js'
 import { baseUrl, bind, createHttpServer, type TlsFiles } from './listen.js'
 import type { ObservabilityRoutes } from './observability.js'
 import { parseRange } from './range.js'
+import { Admission, type AdmissionOptions } from './admission.js'
 import { CompressionPolicy, compressBody, ZstdEncoder, type CompressMode } from './compression.js'
 import { RegionBody } from './region-body.js'
 import { intField, intValue, Query, readJsonObject, sendError, sendJson, stringField } from './server-io.js'
@@ -76,8 +77,10 @@ export interface PrimaryHttpServerOptions {
   /** Time allowed to receive a request's headers, and the whole request (defaults 10 s, 30 s). */
   headersTimeoutMs?: number
   requestTimeoutMs?: number
-  /** Concurrent connections (default 256). */
+  /** Concurrent connections in all (default 2048); unauthenticated ones are bounded much lower (lib/http/admission.ts). */
   maxConnections?: number
+  /** Limits on connections that have not authenticated (slowloris). */
+  admission?: AdmissionOptions
 }
 
 type Route = (req: http.IncomingMessage, res: http.ServerResponse, q: Query) => Promise<void>
@@ -98,10 +101,13 @@ export class PrimaryHttpServer {
     if (!opts.token) throw new VolmirrorError('INVALID_ARGUMENT', 'the HTTP server needs a peer token')
     this.log = opts.log ?? silentLogger
     this.compression = new CompressionPolicy(opts.compress ?? 'auto')
+    this.admission = new Admission(this.log, opts.admission)
   }
 
   /** When replies are compressed, and the bytes sent (raw and on the wire). */
   readonly compression: CompressionPolicy
+  /** Who may hold a connection (unauthenticated ones are bounded). */
+  readonly admission: Admission
 
   /** address is where the server listens (after listen). */
   get address (): { host: string, port: number } {
@@ -136,7 +142,8 @@ export class PrimaryHttpServer {
     const server = await createHttpServer(base, this.opts.tls, handler)
     // An idle socket (no bytes either way) lives at most a whole long poll and some.
     server.timeout = LIMITS.maxWaitMs + 15_000
-    server.maxConnections = this.opts.maxConnections ?? 256
+    server.maxConnections = this.opts.maxConnections ?? 2048
+    this.admission.attach(server)
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => { clientError(err, socket) })
     this.server = server
     try {
@@ -201,6 +208,8 @@ export class PrimaryHttpServer {
       sendError(res, new VolmirrorError('UNAUTHORIZED', 'missing or wrong peer token (Authorization: Bearer <token>)'), { 'www-authenticate': 'Bearer realm="volmirror"' })
       return
     }
+    // An authenticated connection keeps its slot (unauthenticated ones are evicted first).
+    this.admission.trust(req.socket)
     if (this.closing) throw new VolmirrorError('CLOSED', 'the primary is shutting down')
     if (seg[0] !== 'v1') throw notFound(pathPart)
     const [route, allow] = this.route(seg.slice(1), method, pathPart)

@@ -5,8 +5,9 @@
  * `/v1/regionmap?volume=NAME`).
  *
  * One self-contained document (no CDN, no framework, nothing to build):
- * the script reads the peer token from its own URL (`/?token=...`) and
- * sends it as a Bearer header, so the token never reaches a log or another
+ * the script reads the peer token from its own URL (`/?token=...`) once,
+ * keeps it in the tab's sessionStorage, takes it out of the address bar
+ * (history), and sends it as a Bearer header, so the token never reaches a log or another
  * site (no referrer, nothing external loaded). The server never puts
  * request data into the page; everything dynamic is set as text by the
  * script. The CSP allows only this exact script (by its hash).
@@ -29,7 +30,15 @@ const SCRIPT = `
 'use strict';
 const COLORS = ${JSON.stringify(STATE_COLORS)};
 const STATES = ['absent', 'present', 'dirty', 'fetching'];
-const token = new URLSearchParams(location.search).get('token');
+// The token is taken from the address once, kept for this tab's session,
+// and taken out of the address (so not in the browser's history).
+const TOKEN_KEY = 'volmirror-token';
+const fromUrl = new URLSearchParams(location.search).get('token');
+if (fromUrl) {
+  try { sessionStorage.setItem(TOKEN_KEY, fromUrl); } catch (e) {}
+  history.replaceState(null, '', location.pathname + location.hash);
+}
+const token = fromUrl || (() => { try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; } })();
 const headers = token ? { authorization: 'Bearer ' + token } : {};
 const $ = (id) => document.getElementById(id);
 const cards = new Map();

@@ -10,7 +10,7 @@
 import { Histogram } from 'prom-client'
 import type { FetchCause, FetchEvent } from '../dr/fetcher.js'
 import type { Logger } from '../log.js'
-import type { DrStatus } from '../node/dr-node.js'
+import type { DrStatus } from '../node/status.js'
 import { flag, PREFIX, type Labels } from './metric-kit.js'
 import { NodeMetrics } from './node-metrics.js'
 

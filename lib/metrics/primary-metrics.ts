@@ -4,7 +4,7 @@
  * journaling or bitmap mode, dirty bytes to resync) and the volumes.
  */
 import type { Logger } from '../log.js'
-import type { PrimaryStatus } from '../node/primary-node.js'
+import type { PrimaryStatus } from '../node/status.js'
 import { flag, type Labels } from './metric-kit.js'
 import { NodeMetrics } from './node-metrics.js'
 

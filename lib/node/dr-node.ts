@@ -22,7 +22,7 @@ import { DrFs } from '../dr/dr-fs.js'
 import { DrVolumes } from '../dr/dr-volumes.js'
 import { Fetcher } from '../dr/fetcher.js'
 import { Follower, type Lag } from '../dr/follower.js'
-import { RecoveryHistory, type RecoveryOptions, type RecoveryStatus } from '../dr/recovery-history.js'
+import { RecoveryHistory, type RecoveryOptions } from '../dr/recovery-history.js'
 import { Hydrator, type SyncReason } from '../dr/hydrator.js'
 import { Views, type ViewRequest } from '../dr/views.js'
 import { RegionReader, RegionVersions } from '../primary/region-reader.js'
@@ -33,7 +33,7 @@ import { trackVerify, verify, type VerifyProgress } from '../dr/verifier.js'
 import { RegionStore } from '../dr/region-store.js'
 import { ReplicaFiles } from '../dr/replica-files.js'
 import { VolmirrorError } from '../errors.js'
-import { FuseMount } from '../fuse/mount.js'
+import { FuseMount, prepareMountPoint } from '../fuse/mount.js'
 import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../fuse/native-path.js'
 import type { Logger } from '../log.js'
 import { PrimaryClient } from '../http/client.js'
@@ -52,6 +52,8 @@ import { RegionCodes } from '../store/region-codes.js'
 import { CodeKeeper } from '../store/code-keeper.js'
 import { VolumeFiles } from '../store/volume-files.js'
 import type { NodeOptions } from './node-options.js'
+import type { Discarded, DrStatus, DrVolumeStatus } from './status.js'
+export type { Discarded, DrStatus, DrVolumeStatus } from './status.js'
 import { serveDr } from './observability.js'
 
 /** DrOptions are the settings of `volmirror dr`. */
@@ -77,79 +79,8 @@ export interface DrOptions extends NodeOptions {
   recovery?: RecoveryOptions
 }
 
-/** Discarded is what a failback or a discard-local sync gave up. */
-export interface Discarded {
-  forkSeq: number
-  records: number
-  regions: number
-  bytes: number
-  keptIn?: string
-}
 
-/** DrVolumeStatus is one volume in a DR's status. */
-export interface DrVolumeStatus {
-  name: string
-  size: number
-  allocated: number
-  state: 'consistent' | 'inconsistent'
-  regions: { total: number, present: number, absent: number, aheadOfApplied: number }
-  hydratedPercent: number
-}
 
-/** DrStatus is `status --json` of a DR. */
-export interface DrStatus {
-  role: 'dr'
-  nodeId: string
-  epoch: number
-  regionSize: number
-  pid: number
-  startedAt: string
-  images: string
-  state: string
-  mount: string
-  /** Who serves the mount's reads, and (native) how many it served and passed to JavaScript (fetches). */
-  dataPath: { mount: 'native' | 'js', native?: { reads: number, readBytes: number, passedReads: number } }
-  /** Replication traffic received from the primary, as data and on the wire (over HTTP). */
-  wire?: WireStatus
-  primary: { label: string, id: string | undefined, journalBytes: number | undefined }
-  /** `primaryLast` is null before the DR heard from its primary. */
-  seq: { applied: number, stored: number, primaryLast: number | null, durableInImages: number }
-  lag: Lag
-  consistent: boolean
-  volumes: DrVolumeStatus[]
-  fetched: { onDemandBytes: number, hydrationBytes: number, fetches: number, retries: number, failures: number }
-  hydration: {
-    bytesPerSecond: number, complete: boolean, kept: number, released: number, copied: number, comparedBytes: number
-    /** Copies allowed in flight, and the link as the last copies measured it (delivery rate, shortest fetch). */
-    window: { regions: number, measuredBytesPerSecond: number, baseLatencyMs: number }
-  }
-  replication: { groups: number, records: number, bytes: number, reconnects: number, resyncs: number }
-  /**
-   * Bytes moved since this node started: records shipped, regions fetched,
-   * and of those, the ones fetched while catching up after each kind of
-   * event (what an initial sync, a resync or a failback cost).
-   */
-  moved: { recordBytes: number, fetchedBytes: number, initialSyncBytes: number, resyncBytes: number, failbackBytes: number, compareBytes: number }
-  /** The last resync after an outage (journal limit): how much it had to fetch again. */
-  resync?: { fromSeq: number, dirtyRegions: number, at: string }
-  history: History
-  /** What the last full sync discarded (failback). */
-  discarded?: Discarded
-  splitBrain?: string
-  /** Set while applying is stalled by this DR's own disk (e.g. full): groups are kept and applied when it is fixed. */
-  stalled?: string
-  /** The running or last `volmirror verify` on this node: regions compared so far (for progress bars). */
-  verifyProgress?: VerifyProgress
-  /** Region codes (checksums kept valid in idle time): how many are valid now. */
-  codes: { valid: number }
-  /** Recovery points kept (--history): how many, the oldest and newest, their cost. */
-  recovery?: RecoveryStatus
-  /**
-   * Where a promotion would land now: the applied seq when the DR is
-   * consistent, else (resyncing) the newest recovery point, and how old it is.
-   */
-  promotionPoint?: { seq: number, ts: number, ageSeconds: number, rollback: boolean }
-}
 
 /** DrNode is a running DR. */
 export class DrNode {
@@ -198,6 +129,8 @@ export class DrNode {
   static async start (opts: DrOptions): Promise<DrNode> {
     const log = opts.log
     tuneMemory()
+    // Everything is checked before anything is created (state, images).
+    await prepareMountPoint(opts.mount, log)
     await mkdir(opts.images, { recursive: true })
     const images = new ImageDir(opts.images)
     await images.check()
@@ -279,7 +212,7 @@ export class DrNode {
         resync: async plan => await node!.resync(plan),
         apply: rec => applier.apply(rec),
         applied: (seq, ts) => {
-          replica.rule.prune(seq)
+          replica.settle(seq)
           history?.applied(seq, ts, follower.state !== undefined && replica.complete(seq))
         },
       }, opts.pollWaitMs !== undefined ? { waitMs: opts.pollWaitMs } : {})
@@ -303,7 +236,7 @@ export class DrNode {
         // Groups applied before a crash may not be durable: apply them again.
         await replayJournal(journal, applier, imageSeq, log, state.appliedSeq)
       }
-      replica.rule.prune(follower.appliedSeq)
+      replica.settle(follower.appliedSeq)
       const hydrator = new Hydrator(opts.primary, replica, volumes, fetcher, images, files, log, {
         bytesPerSecond: opts.hydrateRate ?? Infinity,
       }, codes)

@@ -17,8 +17,7 @@ import { PrimaryClient } from '../http/client.js'
 import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
 import { PrimaryHttpServer } from '../http/server.js'
-import type { WireStatus } from '../http/compression.js'
-import { FuseMount } from '../fuse/mount.js'
+import { FuseMount, prepareMountPoint } from '../fuse/mount.js'
 import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../fuse/native-path.js'
 import { NativeWrites } from '../primary/native-writes.js'
 import { observePrimary, type Observability } from './observability.js'
@@ -27,21 +26,23 @@ import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
 import { PrimaryFs } from '../primary/primary-fs.js'
 import { NameBirths } from '../primary/name-births.js'
 import { RegionReader, RegionVersions } from '../primary/region-reader.js'
-import { ReplicationSource, type SplitBrain } from '../primary/replication-source.js'
-import { SyncGate, type SyncOptions, type SyncStatus } from '../primary/sync-gate.js'
+import { ReplicationSource } from '../primary/replication-source.js'
+import { SyncGate, type SyncOptions } from '../primary/sync-gate.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
 import { WriteBehind } from '../store/write-behind.js'
 import { ImageDir, type FaultHook } from '../store/image-dir.js'
-import { Journal, type JournalStats } from '../store/journal.js'
+import { Journal } from '../store/journal.js'
 import { replayJournal } from '../store/replay.js'
 import { StateStore, type JsonLevel } from '../store/state-store.js'
 import { VolumeFiles } from '../store/volume-files.js'
 import { RegionCodes } from '../store/region-codes.js'
 import { CodeKeeper } from '../store/code-keeper.js'
-import { Archiver, type ArchiveStatus } from '../archive/archiver.js'
+import { Archiver } from '../archive/archiver.js'
 import { ObjectStore, parseArchiveUrl } from '../archive/object-store.js'
 import type { NodeOptions } from './node-options.js'
+import type { Flag, NativeWriteStats, PrimaryStatus, VolumeStatus } from './status.js'
+export type { Flag, NativeWriteStats, PrimaryStatus, VolumeStatus } from './status.js'
 
 /** PrimaryOptions are the settings of `volmirror primary`. */
 export interface PrimaryOptions extends NodeOptions {
@@ -82,89 +83,9 @@ export interface ArchiveSettings {
   retentionMs?: number
 }
 
-/** VolumeStatus is one volume in `status`. */
-export interface VolumeStatus {
-  name: string
-  size: number
-  /** Bytes allocated on disk (sparse images allocate less than their size). */
-  allocated: number
-  /** Set when the volume changed outside volmirror's write path and needs a checksum resync. */
-  flagged?: Flag
-}
 
-/** Flag says why a volume must be compared by checksum before it is trusted. */
-export interface Flag {
-  reason: 'added-outside' | 'changed-outside' | 'removed-outside' | 'apply-failed'
-  since: string
-  seq: number
-}
 
-/** PrimaryStatus is `status --json` of a primary. */
-export interface PrimaryStatus {
-  role: 'primary'
-  nodeId: string
-  epoch: number
-  regionSize: number
-  pid: number
-  startedAt: string
-  images: string
-  state: string
-  mount: string
-  /** Replication traffic sent to DRs, as data and on the wire (absent when not listening). */
-  wire?: WireStatus
-  /** Where DRs reach this primary (absent when not listening). */
-  listen?: string
-  /** Who serves the mount's reads and writes, and (native) what the native writers did. */
-  dataPath: { mount: 'native' | 'js', native?: NativeWriteStats }
-  seq: { last: number, applied: number, durableInImages: number }
-  journal: JournalStats & { retained: boolean }
-  history: History
-  /** Region codes (checksums kept valid): how many, and how they were used. */
-  codes: { valid: number }
-  splitBrain?: SplitBrain
-  /** Sync mode (RPO 0): whether fsyncs wait for the DRs now, and for which. */
-  sync?: SyncStatus
-  /** Set while a demotion waits for the DRs (writes are refused meanwhile). */
-  demoting?: boolean
-  /** The journal archive (with --archive): where it stands, and whether the store answers. */
-  archive?: ArchiveStatus
-  drs: Array<{
-    nodeId: string
-    ackedSeq: number
-    lagSeq: number
-    lastSeenAt: string
-    /** Seconds since the DR last polled or acknowledged. */
-    lastContactSeconds: number
-    listenUrl?: string
-    /** journaling: every record kept for it; bitmap: some were dropped, it will resync dirty regions. */
-    mode: 'journaling' | 'bitmap'
-    dirtyBytes: number
-  }>
-  volumes: VolumeStatus[]
-  removedOutside: Array<{ name: string } & Flag>
-}
 
-/** NativeWriteStats is what status shows of the native data path of a primary. */
-export interface NativeWriteStats {
-  writes: number
-  writeBytes: number
-  reads: number
-  readBytes: number
-  /** Operations the native hooks passed to JavaScript. */
-  passedReads: number
-  passedWrites: number
-  /** Seconds spent inside the write critical section, in all and at most once; seconds writers waited for it. */
-  holdSeconds: number
-  maxHoldSeconds: number
-  waitSeconds: number
-  /** Times writers waited for JavaScript: the ring full, no spare segment, paused. */
-  waitsFull: number
-  waitsSpare: number
-  waitsPaused: number
-  /** Records not yet brought in by JavaScript. */
-  pending: number
-  drains: number
-}
 
 /** PrimaryNode is a running primary. */
 export class PrimaryNode {
@@ -205,6 +126,8 @@ export class PrimaryNode {
   static async start (opts: PrimaryOptions): Promise<PrimaryNode> {
     const log = opts.log
     tuneMemory()
+    // Everything is checked before anything is created (the state directory).
+    await prepareMountPoint(opts.mount, log)
     const images = new ImageDir(opts.images, opts.faults ? { faults: opts.faults } : {})
     await images.check()
     const store = await StateStore.open(opts.state, {
@@ -241,6 +164,18 @@ export class PrimaryNode {
         },
       })
       const imageSeq = await checkpointer.load()
+      // Every record kept is read back and checked before anything uses it.
+      const damaged = await journal.scrub()
+      if (damaged.length > 0) {
+        const seqs = spansOf(damaged.map(e => e.seq))
+        const lost = damaged.filter(e => e.seq > imageSeq)
+        log.error('journal.damaged', { records: damaged.length, seqs, volumes: [...new Set(damaged.map(e => e.volume))].join(','), inImages: lost.length === 0 })
+        if (lost.length > 0) {
+          throw new VolmirrorError('RECORD_CORRUPT', `journal records ${spansOf(lost.map(e => e.seq))} are damaged on disk and not in the images yet ` +
+            `(${lost.slice(0, 3).map(e => `${e.op} ${e.volume} at ${e.offset}`).join('; ')}): their writes cannot be applied. Check the disk; ` +
+            `the state directory ${store.dir} is left as it is`, { details: { seqs: lost.map(e => e.seq) } })
+        }
+      }
       // Replayed records change bytes before any listener exists: clear their codes here.
       codes.invalidateEntries(await journal.entries(imageSeq))
       await replayJournal(journal, applier, imageSeq, log)
@@ -287,6 +222,8 @@ export class PrimaryNode {
       sourceRef = source
       await source.open()
       cleanup.unshift(() => source.close())
+      // Damaged records are in the images: DRs that need them resync those regions from there.
+      if (damaged.length > 0) await source.dropDamaged(Math.max(...damaged.map(e => e.seq)))
       await checkpointer.run()
       checkpointer.start()
       cleanup.unshift(() => checkpointer.stop())
@@ -449,6 +386,8 @@ export class PrimaryNode {
       ...(this.http ? { wire: { direction: 'sent' as const, compress: this.http.compression.mode, ...structuredClone(this.http.compression.counters) } } : {}),
       seq: { last: this.journal.lastSeq, applied: this.fs.appliedSeq, durableInImages: this.checkpointer.imageSeq },
       journal: { ...this.journal.stats(), retained: this.opts.retainJournal ?? false },
+      ...(this.checkpointer.last ? { checkpoint: { ...this.checkpointer.last } } : {}),
+      ...(this.source.damagedThrough > 0 ? { journalDamage: { through: this.source.damagedThrough, note: 'records damaged on disk were found at start: DRs that needed them resync those regions from the images' } } : {}),
       history: this.history,
       codes: { valid: this.codes?.size ?? 0, ...(this.codes?.counters ?? {}) },
       ...(this.source.splitBrain ? { splitBrain: this.source.splitBrain } : {}),
@@ -661,4 +600,17 @@ async function recordOutsideChange (flags: JsonLevel, c: OutsideChange, seq: num
   const reason = c.kind === 'added' ? 'added-outside' : c.kind === 'removed' ? 'removed-outside' : 'changed-outside'
   const existing = await flags.get(c.volume).catch(() => undefined) as Flag | undefined
   await setFlag(flags, c.volume, { reason, since: existing?.since ?? new Date().toISOString(), seq }, log)
+}
+
+/** spansOf writes seqs as ranges: "5..9, 12". */
+function spansOf (seqs: number[]): string {
+  const out: string[] = []
+  const xs = [...seqs].sort((a, b) => a - b)
+  for (let i = 0; i < xs.length;) {
+    let j = i
+    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++
+    out.push(i === j ? `${xs[i]}` : `${xs[i]}..${xs[j]}`)
+    i = j + 1
+  }
+  return out.join(', ')
 }

@@ -245,7 +245,25 @@ export class ReplicationSource implements PrimaryService {
 
   private async cut (): Promise<void> {
     await this.journal.indexed()
-    const cut = Math.min(this.journal.cutFor(this.journalLimit / 2), this.journal.indexedSeq)
+    await this.dropThrough(Math.min(this.journal.cutFor(this.journalLimit / 2), this.journal.indexedSeq), 'journal limit')
+  }
+
+  /**
+   * dropDamaged: records the journal holds but cannot read back (damaged on
+   * disk; the images have them) are never shipped: every consumer that
+   * still needs one resyncs the regions they touched instead (bitmap mode,
+   * as past the journal limit), so no DR applies bad bytes or waits forever.
+   */
+  async dropDamaged (through: number): Promise<void> {
+    this.damagedThrough = Math.max(this.damagedThrough, through)
+    await this.dropThrough(through, 'damaged journal records')
+  }
+
+  /** The last damaged record found by the scrub at start (0: none): never shipped. */
+  damagedThrough = 0
+
+  /** dropThrough moves every consumer that has not acknowledged `cut` to bitmap mode: the regions of its records up to `cut` become dirty. */
+  private async dropThrough (cut: number, reason: string): Promise<void> {
     const behind = [...this.registry.values()].filter(d => d.ackedSeq < cut)
     if (behind.length === 0) return
     const rs = this.store.identity.regionSize
@@ -270,7 +288,7 @@ export class ReplicationSource implements PrimaryService {
     const regOps = behind.map(d => ({ type: 'put' as const, key: d.nodeId, value: d, sublevel: this.drLevel }))
     await this.store.db.batch([...ops, ...regOps] as never, { sync: true })
     for (const d of behind) {
-      this.log.warn('dr.bitmap_mode', { dr: d.nodeId, droppedThrough: cut, dirtyRegions: this.dirtyRegions(d.nodeId), journalLimit: this.journalLimit })
+      this.log.warn('dr.bitmap_mode', { dr: d.nodeId, droppedThrough: cut, dirtyRegions: this.dirtyRegions(d.nodeId), reason, journalLimit: this.journalLimit })
     }
   }
 
@@ -382,7 +400,7 @@ export class ReplicationSource implements PrimaryService {
         regions.push({ index: i, length: Math.min(rs, st.size - i * rs), asOf: this.appliedSeq(), ...(checksums ? code : realized) })
         continue
       }
-      const stamp = this.codes?.stamp(volume, i) ?? 0
+      const stamp = checksums ? this.codes?.stamp(volume, i) ?? 0 : 0
       const info = await this.reader.describe(volume, i, rs, checksums)
       if (checksums && this.codes) this.codes.set(volume, i, info.realized ? { realized: true, sha256: info.sha256! } : { realized: false }, stamp)
       regions.push(info)

@@ -116,7 +116,11 @@ export class Checkpointer {
     return next
   }
 
+  /** The last checkpoint that ran: how long it took and how many images it synced (status). */
+  last: { ms: number, images: number, at: string } | undefined
+
   private async once (): Promise<number> {
+    const t0 = performance.now()
     this.opts.catchUp?.()
     const upto = this.opts.appliedSeq()
     this.lastAt = Date.now()
@@ -133,7 +137,8 @@ export class Checkpointer {
     if (upto > this.imageSeq) {
       await this.store.putMeta(META_KEY, upto, true)
       this.imageSeq = upto
-      this.log.debug('checkpoint.done', { imageSeq: upto, images: dirty.length })
+      this.last = { ms: performance.now() - t0, images: dirty.length, at: new Date().toISOString() }
+      this.log.debug('checkpoint.done', { imageSeq: upto, images: dirty.length, ms: Math.round(this.last.ms) })
       await this.opts.onCheckpoint?.(upto)
     }
     return this.imageSeq

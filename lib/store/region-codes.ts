@@ -19,6 +19,9 @@
 import { isUnder, renamePrefix } from '../core/volume-name.js'
 import type { BinaryLevel, StateStore } from './state-store.js'
 
+/** Computations tracked at most (a bound for ones that failed and never called set). */
+const MAX_WATCHED = 100_000
+
 /** Code is a region's checksum (SHA-256, hex) and whether the region holds data. */
 export interface Code {
   realized: boolean
@@ -45,8 +48,14 @@ export class RegionCodes {
   private readonly codes = new Map<string, Code>()
   /** Keys set or cleared since the last capture. */
   private readonly changed = new Set<string>()
-  /** Per region, how often a write cleared it: a code computed across a change is refused. */
-  private readonly stamps = new Map<string, number>()
+  /**
+   * Regions whose code is being computed (between stamp and set), with how
+   * often a write cleared them meanwhile: a code computed across a change
+   * is refused. Only those are tracked: an entry per region ever written
+   * cost ~100 bytes of map and key each, 1 GB on a DR that settled ten
+   * million regions of sparse volumes.
+   */
+  private readonly watched = new Map<string, { cleared: number, holders: number }>()
   private readonly level: BinaryLevel
   /** Codes served from memory, and computed. */
   readonly counters = { hits: 0, misses: 0, computed: 0, invalidated: 0 }
@@ -72,7 +81,13 @@ export class RegionCodes {
 
   /** stamp is taken before reading a region to compute its code; see {@link set}. */
   stamp (volume: string, region: number): number {
-    return this.stamps.get(key(volume, region)) ?? 0
+    const k = key(volume, region)
+    // A computation that failed never calls set: its entry stays; bounded here.
+    if (this.watched.size > MAX_WATCHED && !this.watched.has(k)) this.watched.clear()
+    let w = this.watched.get(k)
+    if (!w) this.watched.set(k, w = { cleared: 0, holders: 0 })
+    w.holders++
+    return w.cleared
   }
 
   /**
@@ -82,7 +97,9 @@ export class RegionCodes {
    */
   set (volume: string, region: number, code: Code, stamp: number): boolean {
     const k = key(volume, region)
-    if ((this.stamps.get(k) ?? 0) !== stamp) return false
+    const w = this.watched.get(k)
+    if (w && --w.holders <= 0) this.watched.delete(k)
+    if (!w || w.cleared !== stamp) return false
     this.codes.set(k, code)
     this.changed.add(k)
     this.counters.computed++
@@ -159,7 +176,8 @@ export class RegionCodes {
   }
 
   private clear (k: string): void {
-    this.stamps.set(k, (this.stamps.get(k) ?? 0) + 1)
+    const w = this.watched.get(k)
+    if (w) w.cleared++
     if (this.codes.delete(k)) {
       this.changed.add(k)
       this.counters.invalidated++

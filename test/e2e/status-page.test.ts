@@ -80,6 +80,8 @@ describe('status page', function () {
 
     const res = await page.goto(`http://127.0.0.1:${port}/?token=${encodeURIComponent(token)}`)
     assert.equal(res?.status(), 200)
+    // The token leaves the address bar (and the history) at once, and the page keeps it for the tab.
+    await waitFor('the token to leave the address', () => !page.url().includes('token'), 5000, 20)
 
     // Early: some regions present, some not; the page says hydrating and inconsistent.
     const early = await waitFor('a picture with present and absent regions', async () => {
@@ -119,6 +121,10 @@ describe('status page', function () {
     assert.equal(await text(page, 'state'), 'consistent')
     assert.equal(await text(page, 'mode'), 'journaling')
     await shot('consistent.png')
+    // A reload (no token in the address now) still shows the node: the tab kept the token.
+    await page.reload()
+    await waitFor('the reloaded page to show the node', async () => await text(page, 'state') === 'consistent', 30_000, 50)
+    assert.ok(!page.url().includes('token'))
 
     // The primary's page: the same volume, every region present, its DR listed.
     await page.goto(`${pair.url}/?token=${encodeURIComponent(token)}`)

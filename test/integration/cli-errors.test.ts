@@ -30,6 +30,7 @@ import { fsop, fsops } from '../helpers/fsop.js'
 import { pattern } from '../helpers/pattern.js'
 import { cli, run, runOk, startNode, type NodeProcess, type RunResult } from '../helpers/proc.js'
 import { tmpDir } from '../helpers/tmp.js'
+import { ROOT as ROOT_DIR } from '../helpers/proc.js'
 import { waitFor } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
@@ -270,12 +271,56 @@ describe('volmirror CLI: bad input and misuse get clear errors and exit codes, n
     // bin/cli.ts maps that code to 0 without looking at err.exitCode. A
     // script that runs `volmirror $CMD` with an empty $CMD believes it
     // succeeded. Expected: exit 2 (usage error), help on stderr.
+    it('an unknown flag is named before any missing required one', async () => {
+      const msg = expectError(await runCli(['primary', '--bogus']), 2, 'USAGE')
+      assert.equal(msg, "unknown option '--bogus' for `volmirror primary` (see volmirror primary --help)")
+      const sub = expectError(await runCli(['archive', 'ls', '--archive', 's3://abc/x', '--nope=1']), 2, 'USAGE')
+      assert.equal(sub, "unknown option '--nope' for `volmirror archive ls` (see volmirror archive ls --help)")
+    })
+
+    it('a URL flag that is no URL echoes the value and gives an example', async () => {
+      const d = await fixture()
+      const msg = expectError(await runCli(['dr', '--images', d.images, '--state', d.state, '--mount', d.mnt, '--primary', 'notaurl', '--token-file', path.join(d.root, 't')]), 2, 'USAGE')
+      assert.equal(msg, '--primary: not a URL: "notaurl" (e.g. http://primary:7070)')
+    })
+
+    it('a config value of the wrong type for a path is refused, not taken as a path', async () => {
+      const d = await fixture()
+      const file = path.join(d.root, 'c.json')
+      await writeFile(file, '{"state": 5}')
+      const msg = expectError(await runCli(['status', '--config', file]), 2, 'USAGE')
+      assert.equal(msg, `--config: ${file}: "state" is a path: give it as text, e.g. "./state", not 5`)
+    })
+
+    it('a missing token file is said in words, the path once', async () => {
+      const d = await fixture()
+      const t = path.join(d.root, 'no-token')
+      const msg = expectError(await runCli(['dr', '--images', path.join(d.root, 'r'), '--state', d.state, '--mount', d.mnt, '--primary', 'http://127.0.0.1:9', '--token-file', t]), 1, 'NOT_FOUND')
+      assert.equal(msg, `open token file ${t}: no such file or directory`)
+    })
+
     it('no command at all is a usage error (exit 2), not success', async () => {
       const r = await runCli([])
       assert.equal(r.code, 2, show(r))
       assert.match(r.stderr, /Usage: volmirror/)
       assertNoStack(r)
     })
+  })
+
+  describe('example config files (fixtures/examples)', () => {
+    for (const [file, command] of [['primary.json', 'primary'], ['primary-tls.json', 'primary'], ['dr.json', 'dr'], ['dr-tls.json', 'dr']] as const) {
+      it(`${file} is read by \`volmirror ${command}\`: every key known, every value of its type`, async () => {
+        const root = await tmpDir('example')
+        // The example's absolute paths, moved under a scratch directory.
+        const text = (await readFile(path.join(ROOT_DIR, 'fixtures', 'examples', file), 'utf8')).replace(/"\/(srv|var|etc)\//g, `"${root}/$1/`)
+        const copy = path.join(root, file)
+        await writeFile(copy, text)
+        const r = await runCli([command, '--config', copy])
+        // It gets as far as the machine: a missing mount point or token file, never a usage error.
+        const msg = expectError(r, 1, command === 'primary' ? 'MOUNTPOINT_MISSING' : 'NOT_FOUND')
+        assert.ok(msg.includes(root), msg)
+      })
+    }
   })
 
   describe('help', () => {
@@ -300,8 +345,19 @@ describe('volmirror CLI: bad input and misuse get clear errors and exit codes, n
       const msg = expectError(await runCli(['primary', '--images', d.images, '--state', d.state, '--mount', mnt]), 1, 'MOUNTPOINT_MISSING')
       assert.ok(msg.includes(`mkdir -p ${mnt}`), `the message should say how to create it: ${msg}`)
       assert.equal(await exists(mnt), false, 'the mount point must not be created behind the user\'s back')
+      assert.equal(await exists(d.state), false, 'validation comes before the state directory is created')
       assert.deepEqual(await mountsAt(mnt), [])
       await assertNothingLost(d, before)
+    })
+
+    it('missing on a DR: nothing is created either (no state, no image directory)', async () => {
+      const d = await fixture()
+      const mnt = path.join(d.root, 'no-such-mnt')
+      const drImages = path.join(d.root, 'dr-images')
+      await writeFile(path.join(d.root, 't'), 'x'.repeat(64) + '\n', { mode: 0o600 })
+      expectError(await runCli(['dr', '--images', drImages, '--state', d.state, '--mount', mnt, '--primary', 'http://127.0.0.1:9', '--token-file', path.join(d.root, 't')]), 1, 'MOUNTPOINT_MISSING')
+      assert.equal(await exists(d.state), false)
+      assert.equal(await exists(drImages), false)
     })
 
     it('not a directory: exit 1 MOUNTPOINT_NOT_DIRECTORY, the file is untouched', async () => {

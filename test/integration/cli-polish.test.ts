@@ -247,8 +247,8 @@ describe('volmirror CLI polish: help, --json, --config, --watch, progress', func
       assert.equal(report.volumes, 1)
       assert.equal(report.regionsChecked, 1024)
       assert.deepEqual(report.mismatched, [])
-      // Off a terminal the CLI says when the verify is done, on stderr.
-      assert.match(v.stderr, /^\d\d:\d\d:\d\d {2}verify regions compared {2}done {2}1\.00 GiB {2}in [\d.]+ s$/m, show(v))
+      // Off a terminal the CLI says when the verify is done, on stderr, in the unit of its summary (regions).
+      assert.match(v.stderr, /^\d\d:\d\d:\d\d {2}verify regions {2}done {2}1024 regions {2}in [\d.]+ s$/m, show(v))
       const running = seen.filter(x => x.finishedAt === undefined)
       assert.ok(running.length > 0, `never saw the verify running: ${JSON.stringify(seen.slice(-3))}`)
       assert.ok(running.every(x => x.total === 1024 && x.done >= 0 && x.done <= x.total), JSON.stringify(running))
