@@ -240,26 +240,22 @@ export class Archiver {
     await this.seal()
     await this.settleAll()
     const plan = await this.retry('resync', () => this.source.resync(this.opts.nodeId))
-    if (!plan) return
-    this.gap(this.cursor, plan.fromSeq)
-    this.pending = []
-    this.pendingBytes = 0
-    this.pendingEnds = []
-    this.cursor = plan.fromSeq
-    this.needBase = true
-    this.baseWake?.()
+    if (plan) this.restartAt(plan.fromSeq)
   }
 
   private resume (reply: RegisterReply): void {
-    if (reply.fullSync && reply.startSeq !== this.cursor) {
-      this.gap(this.cursor, reply.startSeq)
-      this.pending = []
-      this.pendingBytes = 0
-      this.pendingEnds = []
-      this.cursor = reply.startSeq
-      this.needBase = true
-      this.baseWake?.()
-    }
+    if (reply.fullSync && reply.startSeq !== this.cursor) this.restartAt(reply.startSeq)
+  }
+
+  /** restartAt goes on from `seq` after a gap: what was taken is dropped, a base will close the gap. */
+  private restartAt (seq: number): void {
+    this.gap(this.cursor, seq)
+    this.pending = []
+    this.pendingBytes = 0
+    this.pendingEnds = []
+    this.cursor = seq
+    this.needBase = true
+    this.baseWake?.()
   }
 
   private gap (afterSeq: number, fromSeq: number): void {

@@ -30,9 +30,8 @@ export interface Flag {
   seq: number
 }
 
-/** PrimaryStatus is `status --json` of a primary. */
-export interface PrimaryStatus {
-  role: 'primary'
+/** NodeStatusCommon is what the status of either role starts with. */
+export interface NodeStatusCommon {
   nodeId: string
   epoch: number
   regionSize: number
@@ -41,6 +40,11 @@ export interface PrimaryStatus {
   images: string
   state: string
   mount: string
+}
+
+/** PrimaryStatus is `status --json` of a primary. */
+export interface PrimaryStatus extends NodeStatusCommon {
+  role: 'primary'
   /** Replication traffic sent to DRs, as data and on the wire (absent when not listening). */
   wire?: WireStatus
   /** Where DRs reach this primary (absent when not listening). */
@@ -121,16 +125,8 @@ export interface DrVolumeStatus {
 }
 
 /** DrStatus is `status --json` of a DR. */
-export interface DrStatus {
+export interface DrStatus extends NodeStatusCommon {
   role: 'dr'
-  nodeId: string
-  epoch: number
-  regionSize: number
-  pid: number
-  startedAt: string
-  images: string
-  state: string
-  mount: string
   /** Who serves the mount's reads, and (native) how many it served and passed to JavaScript (fetches). */
   dataPath: { mount: 'native' | 'js', native?: { reads: number, readBytes: number, passedReads: number } }
   /** Replication traffic received from the primary, as data and on the wire (over HTTP). */
