@@ -1,7 +1,7 @@
 /**
  * observability: the read-only routes that let an operator see a node,
- * served on the primary's endpoint (lib/http/server.ts) and on a DR's
- * `--listen` address (lib/http/observability-server.ts):
+ * served on the primary's endpoint and on a DR's `--listen` address (both
+ * lib/http/server.ts):
  *
  *   GET /                          the status page (lib/http/status-page.ts)
  *   GET /metrics                   Prometheus text format (lib/metrics)
@@ -9,7 +9,8 @@
  *   GET /v1/regionmap?volume=NAME  a volume's region picture (lib/core/region-picture.ts)
  *
  * All need the peer token as `Authorization: Bearer <token>`, like every
- * /v1 route; the page alone also takes it as `/?token=TOKEN` (a browser
+ * /v1 route; the page itself is static and served without one, and takes
+ * it as `/?token=TOKEN` once (a browser
  * cannot send a header when opening a URL), and its script then sends it
  * as a header. A request target is never logged with its query.
  */

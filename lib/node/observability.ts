@@ -13,7 +13,6 @@ import { RegionPictureBuilder, type RegionPicture } from '../core/region-picture
 import { VolmirrorError } from '../errors.js'
 import { ObservabilityRoutes } from '../http/observability.js'
 import type { TlsFiles } from '../http/listen.js'
-import { ObservabilityServer } from '../http/observability-server.js'
 import { PrimaryHttpServer } from '../http/server.js'
 import type { PrimaryService } from '../replication/protocol.js'
 import { drMetrics } from '../metrics/dr-metrics.js'
@@ -48,28 +47,22 @@ export function observeDr (node: DrNode, token: string): Observability {
 }
 
 /**
- * serveDr serves a DR's routes on `listen`: with `source`, the replication
- * API for downstream DRs too (a cascade), else the operator's routes only;
- * `close` frees the address.
+ * serveDr serves a DR's routes on `listen`: the replication API for
+ * downstream DRs (a cascade) and the operator's routes, through the same
+ * server a primary uses (authentication, connection limits); `close`
+ * frees the address.
  */
-export async function serveDr (node: DrNode, listen: { host: string, port: number }, token: string, tls?: TlsFiles, source?: PrimaryService): Promise<{ url: string, close: () => Promise<void> }> {
+export async function serveDr (node: DrNode, listen: { host: string, port: number }, token: string, tls: TlsFiles | undefined, source: PrimaryService): Promise<{ url: string, close: () => Promise<void> }> {
   const o = observeDr(node, token)
-  const opts = { token, log: node.opts.log, ...(tls ? { tls } : {}), ...(node.opts.compress ? { compress: node.opts.compress } : {}) }
-  let server: { url: string, listen: (h: string, p: number) => Promise<unknown>, close: () => Promise<void> }
-  if (source) {
-    const http = new PrimaryHttpServer(source, opts)
-    http.observability = o.routes
-    server = http
-  } else {
-    server = new ObservabilityServer(o.routes, opts)
-  }
+  const http = new PrimaryHttpServer(source, { token, log: node.opts.log, ...(tls ? { tls } : {}), ...(node.opts.compress ? { compress: node.opts.compress } : {}) })
+  http.observability = o.routes
   try {
-    await server.listen(listen.host, listen.port)
+    await http.listen(listen.host, listen.port)
   } catch (err) {
     o.close()
     throw err
   }
-  return { url: server.url, close: async () => { await server.close(); o.close() } }
+  return { url: http.url, close: async () => { await http.close(); o.close() } }
 }
 
 function observability (metrics: NodeMetrics<NodeStatusBase>, token: string, node: { status: () => Promise<unknown>, regionMap: (v: string) => Promise<RegionPicture> }): Observability {
