@@ -82,7 +82,7 @@ function formatPrimary (s: PrimaryStatus): string {
     const w = Math.max(6, ...s.volumes.map(v => v.name.length))
     lines.push(`  ${'VOLUME'.padEnd(w)}  ${'SIZE'.padStart(10)}  ${'ALLOCATED'.padStart(10)}  NOTE`)
     for (const v of s.volumes) {
-      const note = v.flagged ? `${v.flagged.reason} since ${v.flagged.since}: needs checksum resync` : ''
+      const note = v.flagged ? flagText(v.flagged) : ''
       lines.push(`  ${v.name.padEnd(w)}  ${formatBytes(v.size).padStart(10)}  ${formatBytes(v.allocated).padStart(10)}  ${note}`)
     }
   }
@@ -95,6 +95,15 @@ function formatPrimary (s: PrimaryStatus): string {
     }
   }
   return lines.join('\n')
+}
+
+/** flagText says why a volume is flagged, the most important first. */
+export function flagText (f: NonNullable<PrimaryStatus['volumes'][number]['flagged']>): string {
+  if (f.reason === 'apply-failed') {
+    const why = f.errno === 'ENOSPC' ? 'DISK FULL' : `WRITE FAILED (${f.errno ?? 'EIO'})`
+    return `${why}: ${f.failedWrites ?? 1} write(s) not applied since ${f.since} (their writers got the error; DRs compare this volume)`
+  }
+  return `${f.reason} since ${f.since}: needs checksum resync`
 }
 
 /** archiveLine is the archive's state first, then where it stands. */

@@ -168,6 +168,11 @@ function renderVolume (s, v, p) {
   const parts = [bytes(v.size), p.regions + ' regions of ' + bytes(p.regionSize)];
   if (dr) parts.push(v.hydratedPercent.toFixed(1) + '% hydrated');
   parts.push(STATES.filter(st => p.counts[st] > 0).map(st => p.counts[st] + ' ' + st).join(', '));
+  const f = v.flagged;
+  if (f && f.reason === 'apply-failed') {
+    c.badge.textContent = (f.errno === 'ENOSPC' ? 'disk full: ' : 'write failed: ') + (f.failedWrites || 1) + ' not applied';
+    c.badge.className = 'badge warn';
+  } else if (f) parts.push(f.reason + ' since ' + f.since);
   c.info.textContent = parts.join(' · ');
   draw(c, p);
 }

@@ -71,6 +71,8 @@ export function primaryMetrics (status: () => Promise<PrimaryStatus>, log: Logge
   k.gauge('volume_size_bytes', 'Size of each volume.', ['volume'], async () => (await s()).volumes.map(v => [{ volume: v.name }, v.size]))
   k.gauge('volume_allocated_bytes', 'Bytes each volume allocates on disk (sparse images allocate less than their size).', ['volume'],
     async () => (await s()).volumes.map(v => [{ volume: v.name }, v.allocated]))
+  k.gauge('volume_failed_writes', 'Writes journaled but not applied to a volume\'s image since the node started (their writers got the error; a full disk says errno ENOSPC).', ['volume', 'errno'],
+    async () => (await s()).volumes.filter(v => v.flagged?.reason === 'apply-failed').map(v => [{ volume: v.name, errno: v.flagged!.errno ?? 'EIO' }, v.flagged!.failedWrites ?? 1]))
   k.gauge('volume_flagged', '1 for a volume changed outside volmirror\'s mount (its DRs compare it by checksum), by reason.', ['volume', 'reason'],
     async () => (await s()).volumes.filter(v => v.flagged).map(v => [{ volume: v.name, reason: v.flagged!.reason }, 1]))
   return m

@@ -12,7 +12,7 @@ import path from 'node:path'
 import { readdirSync } from 'node:fs'
 import { compareHistories, promoted, type History } from '../core/history.js'
 import { ControlServer } from '../control/control-socket.js'
-import { VolmirrorError } from '../errors.js'
+import { VolmirrorError, isVolmirrorError, systemErrno } from '../errors.js'
 import { PrimaryClient } from '../http/client.js'
 import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
@@ -286,8 +286,15 @@ export class PrimaryNode {
       fs.onUnjournaledChange = (name) => {
         void images.lstat(name).then(st => { if (st.isFile()) watcher.wrote(name, st) }, () => {})
       }
-      fs.onApplyFailed = (volume, seq) => {
-        void setFlag(flags, volume, { reason: 'apply-failed', since: new Date().toISOString(), seq }, log)
+      // A write journaled but not in the image (its writer got the error):
+      // counted per volume, and the volume flagged so DRs compare it (they
+      // end equal to the image, without the failed writes).
+      const failed = new Map<string, { since: string, count: number }>()
+      fs.onApplyFailed = (volume, seq, err) => {
+        const f = failed.get(volume) ?? { since: new Date().toISOString(), count: 0 }
+        f.count++
+        failed.set(volume, f)
+        void setFlag(flags, volume, { reason: 'apply-failed', since: f.since, seq, failedWrites: f.count, errno: systemErrno(err) ?? (isVolmirrorError(err, 'NO_SPACE') ? 'ENOSPC' : isVolmirrorError(err) ? err.code : 'EIO') }, log)
       }
 
       const keeper = new CodeKeeper(codes, {

@@ -28,6 +28,9 @@ export interface Flag {
   reason: 'added-outside' | 'changed-outside' | 'removed-outside' | 'apply-failed'
   since: string
   seq: number
+  /** apply-failed: writes journaled but not in the image (their writers got the error), and why (ENOSPC: the disk is full). */
+  failedWrites?: number
+  errno?: string
 }
 
 /** NodeStatusCommon is what the status of either role starts with. */
