@@ -83,6 +83,7 @@ function drMode (s) {
 
 function renderSummary (s) {
   document.body.dataset.role = s.role;
+  appliedSeq = s.seq.applied;
   $('title').textContent = 'volmirror ' + (s.role === 'dr' ? 'DR' : 'primary') + ' ' + s.nodeId.slice(0, 8);
   const facts = $('facts');
   facts.replaceChildren();
@@ -129,11 +130,58 @@ function card (name) {
   canvas.dataset.volume = name;
   canvas.width = 1;
   canvas.height = 1;
-  root.append(head, info, canvas);
+  // Offsets down the left side; hovering a region says which it is.
+  const map = el('div', 'map');
+  const axis = el('div', 'axis');
+  map.append(axis, canvas);
+  root.append(head, info, map);
   $('volumes').append(root);
-  c = { root, badge, info, canvas };
+  c = { root, badge, info, canvas, axis, picture: null, cols: 1, scale: 1 };
+  canvas.addEventListener('mousemove', (ev) => hover(c, ev));
+  canvas.addEventListener('mouseleave', () => { $('tip').hidden = true; });
   cards.set(name, c);
   return c;
+}
+
+let appliedSeq = 0;
+
+function hover (c, ev) {
+  const p = c.picture;
+  if (!p) return;
+  const r = c.canvas.getBoundingClientRect();
+  const x = Math.floor((ev.clientX - r.left) / c.scale);
+  const y = Math.floor((ev.clientY - r.top) / c.scale);
+  const i = y * c.cols + x;
+  const tip = $('tip');
+  if (x < 0 || x >= c.cols || i < 0 || i >= p.regions) { tip.hidden = true; return; }
+  const st = STATES[(atob(p.data).charCodeAt(i >> 2) >> ((i & 3) * 2)) & 3];
+  tip.textContent = p.volume + ' · region ' + i + ' · offset ' + bytes(i * p.regionSize) + ' · ' + st + ' · as of seq ' + appliedSeq;
+  tip.dataset.region = String(i);
+  tip.dataset.state = st;
+  tip.style.left = (ev.clientX + 12) + 'px';
+  tip.style.top = (ev.clientY + 12) + 'px';
+  tip.hidden = false;
+}
+
+/** drawAxis labels the rows where round offsets begin (spaced at least 16 px). */
+function drawAxis (c, p, cols, rows, scale) {
+  const total = p.regions * p.regionSize;
+  const perRow = cols * p.regionSize;
+  // The smallest power of two (from 1 MiB) whose rows are 16 px apart or more.
+  let step = 1024 * 1024;
+  while (step < total && step * rows * scale / total < 16) step *= 2;
+  const labels = [];
+  let lastY = -100;
+  for (let off = 0; off < total; off += step) {
+    const y = Math.floor(off / perRow) * scale;
+    if (y - lastY < 16) continue;
+    const l = el('span', 'tick', bytes(off));
+    l.style.top = y + 'px';
+    labels.push(l);
+    lastY = y;
+  }
+  c.axis.replaceChildren(...labels);
+  c.axis.style.height = rows * scale + 'px';
 }
 
 function draw (c, p) {
@@ -156,6 +204,10 @@ function draw (c, p) {
   cv.style.height = rows * scale + 'px';
   cv.dataset.regions = String(n);
   for (const st of STATES) cv.dataset[st] = String(p.counts[st]);
+  c.picture = p;
+  c.cols = cols;
+  c.scale = scale;
+  drawAxis(c, p, cols, rows, scale);
 }
 
 function renderVolume (s, v, p) {
@@ -191,7 +243,7 @@ async function tick () {
     for (const [name, c] of cards) if (!seen.has(name)) { c.root.remove(); cards.delete(name); }
     $('empty').hidden = cards.size > 0;
     $('error').hidden = true;
-    $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    $('updated').textContent = 'updated ' + new Date().toISOString().slice(11, 19) + ' UTC';
     document.body.dataset.refreshes = String(++refreshes);
   } catch (e) {
     $('error').textContent = e.message;
@@ -230,6 +282,10 @@ main { padding: 16px 20px; max-width: 1100px; }
 .badge { font-size: 12px; font-weight: 600; }
 .info { color: #5d6b7a; margin: 2px 0 8px; font-variant-numeric: tabular-nums; }
 canvas { image-rendering: pixelated; border: 1px solid #dde2e8; display: block; }
+.map { display: flex; gap: 6px; }
+.axis { position: relative; width: 64px; flex: none; color: #5d6b7a; font-size: 11px; font-variant-numeric: tabular-nums; text-align: right; }
+.axis .tick { position: absolute; right: 0; line-height: 1; }
+#tip { position: fixed; background: #1f2933; color: #fff; font-size: 12px; padding: 4px 8px; border-radius: 4px; pointer-events: none; white-space: nowrap; }
 #error { background: #fdecea; color: #8a1c12; padding: 8px 12px; border-radius: 4px; margin-bottom: 12px; }
 `
 
@@ -252,6 +308,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <div id="legend"></div>
 <p id="empty" hidden>No volumes yet.</p>
 <div id="volumes"></div>
+<div id="tip" hidden></div>
 </main>
 <script>${SCRIPT}</script>
 </body>

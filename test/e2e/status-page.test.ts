@@ -121,6 +121,18 @@ describe('status page', function () {
     assert.equal(await text(page, 'state'), 'consistent')
     assert.equal(await text(page, 'mode'), 'journaling')
     await shot('consistent.png')
+    // Hovering a region says which it is; offsets run down the side; times are UTC.
+    const box = await page.locator('canvas[data-volume="vm1.raw"]').boundingBox()
+    assert.ok(box)
+    await page.mouse.move(box.x + 2, box.y + 2)
+    const tip = await waitFor('the region tooltip', async () => await page.evaluate(() => {
+      const t = (globalThis as any).document.getElementById('tip')
+      return t && !t.hidden ? t.textContent as string : undefined
+    }), 5000, 50)
+    assert.match(tip, /^vm1\.raw · region 0 · offset 0 B · present · as of seq \d+$/)
+    const ticks = await page.evaluate(() => [...(globalThis as any).document.querySelectorAll('section.volume .axis .tick')].map((e: any) => e.textContent as string))
+    assert.ok(ticks.length >= 2 && ticks[0] === '0 B', `offsets down the side: ${ticks.join(', ')}`)
+    assert.match(await text(page, 'updated'), /UTC$/)
     // A reload (no token in the address now) still shows the node: the tab kept the token.
     await page.reload()
     await waitFor('the reloaded page to show the node', async () => await text(page, 'state') === 'consistent', 30_000, 50)
