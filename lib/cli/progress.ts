@@ -93,6 +93,14 @@ function rateText (r: number | undefined, unit: Unit): string {
   return unit === 'bytes' ? `${formatBytes(Math.max(0, r))}/s` : `${Math.max(0, r).toFixed(1)} ${unit.name}/s`
 }
 
+const BAR_SIZE = 30
+
+/** fit cuts `text` to `n` characters, marking the cut. */
+function fit (text: string, n: number): string {
+  if (text.length <= n) return text
+  return n <= 1 ? '' : text.slice(0, n - 1) + '\u2026'
+}
+
 /** ProgressOptions choose where and how progress is shown. */
 export interface ProgressOptions {
   /** Where to write (default process.stderr). */
@@ -243,18 +251,24 @@ export class ProgressView {
   private layout (): void {
     const want: Row[] = []
     const described = [...this.items.values()].map(item => ({ item, d: this.describe(item) }))
-    const width = Math.max(12, ...described.map(x => x.d.label.length))
+    // Every row fits the terminal (a wrapped row breaks the redraw): what
+    // goes first is kept, the end is cut (rows put the state first).
+    const cols = Math.max(40, (this.stream as NodeJS.WriteStream).columns ?? 80) - 1
+    const width = Math.min(Math.max(12, ...described.map(x => x.d.label.length)), Math.max(12, cols - BAR_SIZE - 30))
     for (const { item, d } of described) {
       const tail = !item.finished ? `${d.rate}  eta ${d.eta}` : item.worked ? `done in ${tookText(item)}` : 'complete'
       const total = Math.max(1, item.update.total)
+      const label = fit(d.label, width).padEnd(width)
+      const pct = d.percent.padStart(6)
+      const room = cols - (label.length + 1 + BAR_SIZE + 1 + pct.length + 1 + d.amount.length + 2)
       want.push({
         total,
         value: item.update.total > 0 ? Math.min(item.update.done, total) : total,
         // cli-progress merges payloads: `text` must be cleared for a row that shows a bar.
-        payload: { text: undefined, label: d.label.padEnd(width), pct: d.percent.padStart(6), amount: d.amount, tail },
+        payload: { text: undefined, label, pct, amount: room >= 0 ? d.amount : fit(d.amount, d.amount.length + room), tail: fit(tail, Math.max(0, room)) },
       })
     }
-    for (const text of this.texts.values()) want.push({ total: 1, value: 0, payload: { text } })
+    for (const text of this.texts.values()) want.push({ total: 1, value: 0, payload: { text: fit(text, cols) } })
     this.multi ??= new cliProgress.MultiBar({
       stream: this.stream,
       hideCursor: true,
@@ -263,7 +277,7 @@ export class ProgressView {
       fps: 5,
       // Rows that did not change are drawn again too: a message printed over them (print) erased them.
       forceRedraw: true,
-      barsize: 30,
+      barsize: BAR_SIZE,
       barCompleteChar: '\u2588',
       barIncompleteChar: '\u2591',
       format: renderRow,

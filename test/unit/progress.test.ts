@@ -82,6 +82,22 @@ describe('progress (unit)', () => {
   })
 })
 
+describe('progress in a narrow terminal (unit)', () => {
+  it('every row fits the terminal\'s width, cut at the end: the state that leads a row stays', async () => {
+    const s = sink()
+    const stream = Object.assign(s.stream, { columns: 60 })
+    const v = new ProgressView({ stream: stream as unknown as NodeJS.WriteStream, tty: true })
+    v.update('a', { label: 'a-rather-long-volume-name-for-a-vm-disk.qcow2', kind: 'hydrate', done: 1 << 20, total: 4 << 20 })
+    v.text('lag', 'DR CONSISTENT  lag at most 0.10 s (1 record behind), applied seq 123456 of 123457, primary http://10.0.0.1:7070 (up)')
+    v.stop()
+    // eslint-disable-next-line no-control-regex
+    const lines = s.text().replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '\n').split(/[\r\n]+/).filter(l => l.trim() !== '')
+    assert.ok(lines.length > 0)
+    for (const l of lines) assert.ok(l.length <= 59, `a row of ${l.length} characters in 60 columns: ${JSON.stringify(l)}`)
+    assert.ok(lines.some(l => l.startsWith('DR CONSISTENT  lag at most')), 'the state leads its row and is kept')
+  })
+})
+
 describe('config file (unit)', () => {
   const flags: FlagSpec[] = [
     { key: 'state', boolean: false },
