@@ -9,7 +9,7 @@
  * (lib/http/client.ts), in process in some tests.
  */
 import { constants } from 'node:fs'
-import { mkdir, rename } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import { regionKey, keyVolume } from '../core/as-of.js'
 import type { History } from '../core/history.js'
@@ -18,6 +18,8 @@ import { ControlServer } from '../control/control-socket.js'
 import { ApplyLock } from '../dr/apply-lock.js'
 import { RegionWriter } from '../dr/region-writer.js'
 import { DrApplier, keptAsideName } from '../dr/dr-applier.js'
+import { discardLocal, refuseLateWrites } from '../dr/failback.js'
+import { reconcile, type ReconcileContext } from '../dr/reconcile.js'
 import { DrFs } from '../dr/dr-fs.js'
 import { DrVolumes } from '../dr/dr-volumes.js'
 import { Fetcher } from '../dr/fetcher.js'
@@ -38,9 +40,7 @@ import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../
 import type { Logger } from '../log.js'
 import { PrimaryClient } from '../http/client.js'
 import type { CompressMode, WireStatus } from '../http/compression.js'
-import type { PrimaryService, RegisterReply, ResyncPlan, VolumeList } from '../replication/protocol.js'
-import { regionCount } from '../core/region-map.js'
-import { sameVolume } from '../dr/dr-volumes.js'
+import type { PrimaryService, RegisterReply, ResyncPlan } from '../replication/protocol.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
 import { WriteBehind } from '../store/write-behind.js'
@@ -326,87 +326,30 @@ export class DrNode {
    * volumes the primary does not have are kept aside.
    */
   private async fullSync (reply: RegisterReply): Promise<void> {
-    if (reply.forkSeq !== undefined && !this.opts.discardLocal) await this.refuseLateWrites(reply)
+    if (reply.forkSeq !== undefined && !this.opts.discardLocal) await refuseLateWrites(this.journal, reply)
     // Everything is compared again from the primary's current seq: the
     // recovery points kept so far are of a line of history that ends here.
     if (this.recovery?.active) {
       this.log.warn('history.reset', { points: this.recovery.status().points, note: 'a full sync starts over: recovery points start again once the DR is consistent' })
       await this.recovery.reset()
     }
-    if (reply.forkSeq !== undefined) this.discarded = await this.discard(reply.forkSeq)
+    if (reply.forkSeq !== undefined) this.discarded = await discardLocal(this.journal, this.images, this.replica.regionSize, this.opts.keepDiscarded, this.log, reply.forkSeq)
     // A node that was a primary once and syncs in full from another is failing back.
     const wasPrimary = (await this.store.history()).some(e => e.nodeId === this.store.identity.nodeId)
     if (reply.history) {
       await this.store.setHistory(reply.history)
       this.onHistory?.(reply.history)
     }
-    await this.reconcile(await this.opts.primary.volumes(), reply.startSeq, true)
+    await reconcile(this.reconcileContext(), await this.opts.primary.volumes(), reply.startSeq, true)
     this.log.info('dr.full_sync_started', { volumes: this.volumes.list().length, startSeq: reply.startSeq, ...(wasPrimary ? { failback: true } : {}) })
     this.hydrator.kick(wasPrimary ? 'failback' : 'initialSync')
   }
 
-  /**
-   * reconcile makes the DR's volumes those of a primary listing: files the
-   * primary does not have are kept aside; every listed volume exists with
-   * its size. With `all`, every region becomes absent (a full sync); else
-   * only volumes that are new or whose name was born otherwise (renamed or
-   * replaced while the DR was away), and regions past a volume's old end.
-   */
-  private async reconcile (list: VolumeList, seq: number, all: boolean): Promise<void> {
-    const wanted = new Set(list.volumes.map(v => v.name))
-    // A resync changes the images outside any record: history keeps what it changes.
-    const h = !all && this.recovery?.capturing ? this.recovery.undo : undefined
-    // Volumes the primary does not have (in the table, or files an old
-    // primary left) are kept aside, not destroyed.
-    for (const { name } of await this.images.listVolumes()) {
-      if (wanted.has(name)) continue
-      this.files.removed(name)
-      const aside = this.images.reservedPath('deleted', keptAsideName(seq, name))
-      const known = this.volumes.get(name)
-      if (h && known) h.deleted(known.id, name, path.relative(this.images.root, aside), 0)
-      await mkdir(path.dirname(aside), { recursive: true })
-      await rename(this.images.path(name), aside).catch(() => {})
-      this.codes.deleted(name)
-      this.log.info('dr.kept_aside', { volume: name, in: aside })
-    }
-    for (const v of this.volumes.list()) {
-      if (wanted.has(v.name)) continue
-      this.volumes.removed(v.name)
-      this.replica.forget(v.id)
-      await this.regionStore.forget(v.id)
-    }
-    for (const pv of list.volumes) {
-      await mkdir(path.dirname(this.images.path(pv.name)), { recursive: true })
-      // Created if missing, never truncated first: a stale copy is compared, not discarded.
-      const fd = this.images.openSync(pv.name, constants.O_CREAT | constants.O_RDWR, pv.mode || 0o644)
-      const oldSize = this.images.fstatSync(fd).size
-      const before = this.volumes.get(pv.name)
-      if (h && before && oldSize !== pv.size) {
-        h.keepSize(before.id, pv.name, oldSize, 0)
-        if (pv.size < oldSize) h.keepBytes(before.id, pv.name, fd, oldSize, pv.size, oldSize - pv.size, 0)
-      }
-      this.images.ftruncateSync(fd, pv.size, pv.name)
-      this.images.closeSync(fd)
-      const existing = this.volumes.get(pv.name)
-      const same = existing !== undefined && sameVolume(existing, pv.birth)
-      const v = existing ?? this.volumes.add(pv.name, pv.birth ?? -1)
-      if (!existing) h?.created(v.id, pv.name, 0)
-      if (existing) this.volumes.setBirth(pv.name, pv.birth ?? -1)
-      if (all || !same) {
-        this.replica.forget(v.id)
-        await this.regionStore.forget(v.id)
-        this.replica.track(v.id)
-        continue
-      }
-      // Same volume: regions past its old end are unknown here.
-      const map = this.replica.map(v.id)
-      const keep = Math.floor(oldSize / this.replica.regionSize)
-      map.resize(Math.min(map.length, keep))
-      map.resize(regionCount(pv.size, this.replica.regionSize))
-    }
-  }
-
   private get log (): Logger { return this.opts.log }
+
+  private reconcileContext (): ReconcileContext {
+    return { images: this.images, files: this.files, volumes: this.volumes, replica: this.replica, regionStore: this.regionStore, codes: this.codes, recovery: this.recovery, log: this.log }
+  }
 
   /**
    * resync takes a resync plan (DESIGN "Resync after an outage"): volumes
@@ -433,7 +376,7 @@ export class DrNode {
       for (let r = Math.floor(e.offset / rs); r * rs < e.offset + Math.max(1, e.length); r++) mark(e.volume, r)
     }
     for (const d of plan.dirty) for (const r of d.regions) mark(d.volume, r)
-    await this.reconcile(plan.volumes, plan.fromSeq, false)
+    await reconcile(this.reconcileContext(), plan.volumes, plan.fromSeq, false)
     let count = 0
     for (const [volume, set] of invalid) {
       const v = this.volumes.get(volume)
@@ -443,86 +386,6 @@ export class DrNode {
     this.lastResync = { fromSeq: plan.fromSeq, dirtyRegions: count, at: new Date().toISOString() }
     await this.checkpointer.run()
     this.hydrator.kick('resync')
-  }
-
-  /**
-   * refuseLateWrites tells failback from split brain: an old primary's
-   * records past the fork that it wrote before the other node was promoted
-   * are its last, unreplicated writes (failback discards them, with a
-   * report); records written after the promotion mean it served on as a
-   * primary alongside the new one. That is split brain, resolved only by an
-   * operator (--discard-local). Timestamps are compared across machines:
-   * keep their clocks in sync.
-   */
-  private async refuseLateWrites (reply: RegisterReply): Promise<void> {
-    const epoch = reply.history?.find(e => e.fromSeq === reply.forkSeq)
-    if (!epoch) return
-    await this.journal.indexed()
-    const late = (await this.journal.entries(reply.forkSeq! - 1)).filter(e => e.ts > epoch.at)
-    if (late.length === 0) return
-    throw new VolmirrorError('SPLIT_BRAIN',
-      `this node took ${late.length} writes as a primary after ${epoch.nodeId.slice(0, 8)} was promoted (epoch ${epoch.epoch}, ${new Date(epoch.at).toISOString()}): ` +
-      'split brain. Restart it with --discard-local to give them up (add --keep-discarded DIR to keep their bytes)', { details: { late: late.length, epoch: epoch.epoch } })
-  }
-
-  /**
-   * discard reports the records this node holds from `forkSeq` on, which
-   * the primary never had (an old primary's last writes, or its side of a
-   * split brain), and keeps the regions they touched in --keep-discarded
-   * (a sparse copy per volume at the same offsets, plus discarded.json)
-   * before the full sync overwrites them.
-   */
-  private async discard (forkSeq: number): Promise<Discarded> {
-    await this.journal.indexed()
-    const entries = await this.journal.entries(forkSeq - 1)
-    const rs = this.replica.regionSize
-    const regions = new Map<string, Set<number>>()
-    for (const e of entries) {
-      if (e.op !== 'write' && e.op !== 'zero' && e.op !== 'truncate') continue
-      let set = regions.get(e.volume)
-      if (!set) { set = new Set(); regions.set(e.volume, set) }
-      const end = e.op === 'truncate' ? e.offset + rs : e.offset + Math.max(1, e.length)
-      for (let r = Math.floor(e.offset / rs); r * rs < end; r++) set.add(r)
-    }
-    let count = 0
-    let bytes = 0
-    const kept: Array<{ volume: string, regions: number[] }> = []
-    const dir = this.opts.keepDiscarded
-    for (const [volume, set] of regions) {
-      const st = this.images.lstatSync(volume)
-      if (!st?.isFile()) continue
-      const list = [...set].filter(r => r * rs < st.size).sort((a, b) => a - b)
-      count += list.length
-      for (const r of list) bytes += Math.min(rs, st.size - r * rs)
-      kept.push({ volume, regions: list })
-      if (!dir || list.length === 0) continue
-      const { open: openFile } = await import('node:fs/promises')
-      await mkdir(dir, { recursive: true })
-      const src = await openFile(this.images.path(volume), 'r')
-      const dst = await openFile(path.join(dir, volume.replaceAll('/', '%2F')), 'w')
-      try {
-        const buf = Buffer.allocUnsafe(rs)
-        for (const r of list) {
-          const { bytesRead } = await src.read(buf, 0, rs, r * rs)
-          await dst.write(buf, 0, bytesRead, r * rs)
-        }
-      } finally {
-        await src.close()
-        await dst.close()
-      }
-    }
-    if (dir) {
-      const { writeFile } = await import('node:fs/promises')
-      await mkdir(dir, { recursive: true })
-      await writeFile(path.join(dir, 'discarded.json'), JSON.stringify({
-        forkSeq, records: entries.length, regionSize: rs, at: new Date().toISOString(),
-        note: 'regions of these volumes as this node held them before it discarded its records from forkSeq on; each volume file holds them at their own offsets',
-        volumes: kept,
-      }, null, 2) + '\n')
-    }
-    const d: Discarded = { forkSeq, records: entries.length, regions: count, bytes, ...(dir ? { keptIn: dir } : {}) }
-    this.log.warn('failback.discarded', { ...d, note: dir ? 'the bytes are kept for inspection' : 'start with --keep-discarded DIR to keep them' })
-    return d
   }
 
   private watchPrimaryInfo (): void {

@@ -92,6 +92,15 @@ function startWatch (args: string[]): Watch {
   return { stdout: () => out, stderr: () => err, exit, kill: sig => child.kill(sig) }
 }
 
+/** runBash runs a bash script and returns its standard output. */
+async function runBash (script: string): Promise<string> {
+  const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  await new Promise(resolve => child.on('close', resolve))
+  return out
+}
+
 describe('volmirror CLI polish: help, --json, --config, --watch, progress', function () {
   this.timeout(90_000)
   this.slow(5_000)
@@ -160,6 +169,30 @@ describe('volmirror CLI polish: help, --json, --config, --watch, progress', func
       assert.match(r.stdout, /^ +2 +usage error/m)
       assert.match(r.stdout, /--config FILE/)
       assert.match(r.stdout, /^ +demo +/m)
+    })
+  })
+
+  describe('shell completion', () => {
+    it('`completion bash` completes commands, subcommands, a command\'s flags and a flag\'s choices in a real bash', async () => {
+      const script = await cli(['completion', 'bash'])
+      assert.equal(script.code, 0, script.stderr)
+      const dir = await tmpDir('completion')
+      const file = path.join(dir, 'volmirror.bash')
+      await writeFile(file, script.stdout)
+      const ask = async (...words: string[]): Promise<string> => {
+        const r = await runBash(`source ${file}; COMP_WORDS=(${words.map(w => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}; _volmirror; echo "\${COMPREPLY[*]}"`)
+        return r.trim()
+      }
+      assert.equal(await ask('volmirror', 'arch'), 'archive')
+      assert.equal(await ask('volmirror', 'archive', ''), 'ls')
+      assert.equal(await ask('volmirror', 'primary', '--archive-re'), '--archive-region --archive-retention')
+      assert.equal(await ask('volmirror', 'dr', '--data-path', ''), 'native js')
+      assert.equal(await ask('volmirror', 'primary', '--compress', ''), 'auto zstd none')
+      const zsh = await cli(['completion', 'zsh'])
+      assert.match(zsh.stdout, /^#compdef volmirror/)
+      const fish = await cli(['completion', 'fish'])
+      assert.equal(fish.code, 2)
+      assert.match(fish.stderr, /completion: shell "fish" is not supported \(bash or zsh\) \[USAGE\]/)
     })
   })
 
