@@ -107,6 +107,11 @@ export class PrimaryClient implements PrimaryService {
 
   private readonly rttRounds: number[] = []
 
+  /** How many round trips the figure below is the quickest of. */
+  get rttSamples (): number {
+    return this.rttRounds.length
+  }
+
   /** The primary's round trip, the shortest of the last warm-ups (ms); undefined before one answered. */
   get rttMs (): number | undefined {
     return this.rttRounds.length ? Math.min(...this.rttRounds) : undefined
@@ -298,11 +303,18 @@ export class PrimaryClient implements PrimaryService {
     return { authorization: `Bearer ${this.opts.token}`, 'user-agent': 'volmirror', ...(this.asksCompression() ? { 'accept-encoding': 'zstd' } : {}), ...extra }
   }
 
-  /** asksCompression: --compress zstd always, auto once the primary is known to be a round trip of AUTO_MIN_RTT_MS or more away. */
+  /**
+   * asksCompression: --compress zstd always; auto once the primary is
+   * known to be a round trip of AUTO_MIN_RTT_MS or more away: the quickest
+   * of RTT_ROUNDS measurements (busy main threads on either side make some
+   * slow; a loopback peer on a loaded host measured 5.7 ms once), and only
+   * once there are that many (a few seconds after start).
+   */
   asksCompression (): boolean {
     const mode = this.opts.compress ?? 'auto'
-    return mode === 'zstd' || (mode === 'auto' && this.rttMs !== undefined && this.rttMs >= AUTO_MIN_RTT_MS)
+    return mode === 'zstd' || (mode === 'auto' && this.rttRounds.length >= RTT_ROUNDS && this.rttMs! >= AUTO_MIN_RTT_MS)
   }
+
 
   /** transportError is what a failed request rejects with: the caller's abort reason, an error of ours, or PEER_UNREACHABLE. */
   private transportError (err: unknown, what: string, signal: AbortSignal | undefined, d: { timedOut: boolean }, ms: number): unknown {

@@ -76,9 +76,10 @@ export interface WireCounters { groups: WireBytes, regions: WireBytes }
 export interface WireStatus extends WireCounters {
   direction: 'sent' | 'received'
   compress: CompressMode
-  /** A DR: whether it asks for zstd now, and its primary's round trip as last measured (ms). */
+  /** A DR: whether it asks for zstd now, and its primary's round trip (the quickest of the last `rttSamples` measurements, ms). */
   asking?: boolean
   rttMs?: number
+  rttSamples?: number
 }
 
 export function newWireCounters (): WireCounters {

@@ -636,7 +636,7 @@ async function downstreamSource (node: DrNode, applier: DrApplier, files: Replic
 /** wireStatus is the traffic a DR received, when it reaches its primary over HTTP (PrimaryClient). */
 function wireStatus (p: PrimaryService, compress: CompressMode): { wire?: WireStatus } {
   if (!(p instanceof PrimaryClient)) return {}
-  return { wire: { direction: 'received', compress, asking: p.asksCompression(), ...(p.rttMs !== undefined ? { rttMs: Math.round(p.rttMs * 1000) / 1000 } : {}), ...structuredClone(p.wire) } }
+  return { wire: { direction: 'received', compress, asking: p.asksCompression(), ...(p.rttMs !== undefined ? { rttMs: Math.round(p.rttMs * 1000) / 1000, rttSamples: p.rttSamples } : {}), ...structuredClone(p.wire) } }
 }
 
 /** viewRequest reads a `view.open` control request. */
