@@ -291,6 +291,10 @@ export class PrimaryNode {
       // end equal to the image, without the failed writes).
       const failed = new Map<string, { since: string, count: number }>()
       fs.onApplyFailed = (volume, seq, err) => {
+        // A failed write may still have changed the file (part of it, its
+        // ctime): ours, not an outside change.
+        if (touched.size === 0) setImmediate(noteTouched)
+        touched.add(volume)
         const f = failed.get(volume) ?? { since: new Date().toISOString(), count: 0 }
         f.count++
         failed.set(volume, f)
@@ -606,6 +610,8 @@ async function setFlag (flags: JsonLevel, volume: string, flag: Flag, log: Logge
 async function recordOutsideChange (flags: JsonLevel, c: OutsideChange, seq: number, log: Logger): Promise<void> {
   const reason = c.kind === 'added' ? 'added-outside' : c.kind === 'removed' ? 'removed-outside' : 'changed-outside'
   const existing = await flags.get(c.volume).catch(() => undefined) as Flag | undefined
+  // A volume whose writes failed keeps saying so (both are compared by checksum).
+  if (existing?.reason === 'apply-failed' && reason === 'changed-outside') { await setFlag(flags, c.volume, { ...existing, seq }, log); return }
   await setFlag(flags, c.volume, { reason, since: existing?.since ?? new Date().toISOString(), seq }, log)
 }
 
