@@ -12,7 +12,7 @@ import path from 'node:path'
 import { readdirSync } from 'node:fs'
 import { compareHistories, promoted, type History } from '../core/history.js'
 import { ControlServer } from '../control/control-socket.js'
-import { VolmirrorError, isVolmirrorError, systemErrno } from '../errors.js'
+import { VolmirrorError } from '../errors.js'
 import { PrimaryClient } from '../http/client.js'
 import type { PrimaryService } from '../replication/protocol.js'
 import { ensureToken } from '../http/auth.js'
@@ -22,11 +22,12 @@ import { defaultDataPath, NativeMount, tuneMemory, writeBehindNative } from '../
 import { NativeWrites } from '../primary/native-writes.js'
 import { observePrimary, type Observability } from './observability.js'
 import type { Logger } from '../log.js'
-import { ImageWatcher, type OutsideChange } from '../primary/image-watcher.js'
+import { ImageWatcher } from '../primary/image-watcher.js'
 import { PrimaryFs } from '../primary/primary-fs.js'
 import { NameBirths } from '../primary/name-births.js'
 import { RegionReader, RegionVersions } from '../primary/region-reader.js'
 import { ReplicationSource } from '../primary/replication-source.js'
+import { VolumeFlags } from '../primary/volume-flags.js'
 import { SyncGate, type SyncOptions } from '../primary/sync-gate.js'
 import { RecordApplier } from '../store/applier.js'
 import { Checkpointer } from '../store/checkpoint.js'
@@ -34,14 +35,14 @@ import { WriteBehind } from '../store/write-behind.js'
 import { ImageDir, type FaultHook } from '../store/image-dir.js'
 import { Journal } from '../store/journal.js'
 import { replayJournal } from '../store/replay.js'
-import { StateStore, type JsonLevel } from '../store/state-store.js'
+import { StateStore } from '../store/state-store.js'
 import { VolumeFiles } from '../store/volume-files.js'
 import { RegionCodes } from '../store/region-codes.js'
 import { CodeKeeper } from '../store/code-keeper.js'
 import { Archiver } from '../archive/archiver.js'
 import { ObjectStore, parseArchiveUrl } from '../archive/object-store.js'
 import type { NodeOptions } from './node-options.js'
-import type { Flag, NativeWriteStats, PrimaryStatus, VolumeStatus } from './status.js'
+import type { NativeWriteStats, PrimaryStatus, VolumeStatus } from './status.js'
 export type { Flag, NativeWriteStats, PrimaryStatus, VolumeStatus } from './status.js'
 
 /** PrimaryOptions are the settings of `volmirror primary`. */
@@ -100,7 +101,7 @@ export class PrimaryNode {
     readonly files: VolumeFiles,
     readonly fs: PrimaryFs,
     readonly checkpointer: Checkpointer,
-    readonly flags: JsonLevel,
+    readonly flags: VolumeFlags,
     readonly mount: FuseMount,
     readonly watcher: ImageWatcher,
     readonly control: ControlServer,
@@ -232,12 +233,8 @@ export class PrimaryNode {
       writeBehind.start()
       cleanup.unshift(() => writeBehind.stop())
 
-      const flags = store.json('flags')
-      source.flagged = async () => {
-        const out: Array<{ volume: string, seq: number }> = []
-        for await (const [volume, f] of flags.iterator()) if ((f as Flag).reason !== 'removed-outside') out.push({ volume, seq: (f as Flag).seq })
-        return out
-      }
+      const flags = new VolumeFlags(store.json('flags'), log)
+      source.flagged = async () => await flags.toCompare()
       let noteTouchedNow: (() => void) | undefined
       const watcher = new ImageWatcher(images.root, log, (c) => {
         // Births follow journaled namespace records only: a file added behind
@@ -246,7 +243,7 @@ export class PrimaryNode {
         if (c.kind === 'removed') births.deleted(c.volume)
         // Bytes changed behind volmirror's back: no code of that volume can be trusted.
         codes.deleted(c.volume)
-        void recordOutsideChange(flags, c, journal.lastSeq, log)
+        void flags.outside(c, journal.lastSeq)
       })
       // Judge what the watcher sees only once our own native writes are known.
       if (nativeWrites) watcher.settle = () => { nativeWrites.drain(); noteTouchedNow?.() }
@@ -289,16 +286,12 @@ export class PrimaryNode {
       // A write journaled but not in the image (its writer got the error):
       // counted per volume, and the volume flagged so DRs compare it (they
       // end equal to the image, without the failed writes).
-      const failed = new Map<string, { since: string, count: number }>()
       fs.onApplyFailed = (volume, seq, err) => {
         // A failed write may still have changed the file (part of it, its
         // ctime): ours, not an outside change.
         if (touched.size === 0) setImmediate(noteTouched)
         touched.add(volume)
-        const f = failed.get(volume) ?? { since: new Date().toISOString(), count: 0 }
-        f.count++
-        failed.set(volume, f)
-        void setFlag(flags, volume, { reason: 'apply-failed', since: f.since, seq, failedWrites: f.count, errno: systemErrno(err) ?? (isVolmirrorError(err, 'NO_SPACE') ? 'ENOSPC' : isVolmirrorError(err) ? err.code : 'EIO') }, log)
+        flags.applyFailed(volume, seq, err)
       }
 
       const keeper = new CodeKeeper(codes, {
@@ -373,8 +366,7 @@ export class PrimaryNode {
 
   /** status is what `volmirror status` shows. */
   async status (): Promise<PrimaryStatus> {
-    const flags = new Map<string, Flag>()
-    for await (const [k, v] of this.flags.iterator()) flags.set(k, v as Flag)
+    const flags = await this.flags.all()
     const volumes = await listVolumes(this.images)
     const present = new Set(volumes.map(v => v.name))
     for (const v of volumes) {
@@ -597,22 +589,6 @@ function filesAt (images: ImageDir, name: string): string[] {
 
 async function listVolumes (images: ImageDir): Promise<VolumeStatus[]> {
   return (await images.listVolumes()).map(({ name, stats }) => ({ name, size: stats.size, allocated: stats.blocks * 512 }))
-}
-
-async function setFlag (flags: JsonLevel, volume: string, flag: Flag, log: Logger): Promise<void> {
-  try {
-    await flags.put(volume, flag)
-  } catch (err) {
-    log.error('flag.write_failed', { volume, err })
-  }
-}
-
-async function recordOutsideChange (flags: JsonLevel, c: OutsideChange, seq: number, log: Logger): Promise<void> {
-  const reason = c.kind === 'added' ? 'added-outside' : c.kind === 'removed' ? 'removed-outside' : 'changed-outside'
-  const existing = await flags.get(c.volume).catch(() => undefined) as Flag | undefined
-  // A volume whose writes failed keeps saying so (both are compared by checksum).
-  if (existing?.reason === 'apply-failed' && reason === 'changed-outside') { await setFlag(flags, c.volume, { ...existing, seq }, log); return }
-  await setFlag(flags, c.volume, { reason, since: existing?.since ?? new Date().toISOString(), seq }, log)
 }
 
 /** spansOf writes seqs as ranges: "5..9, 12". */
