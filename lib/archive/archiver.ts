@@ -339,7 +339,7 @@ export class Archiver {
           const info = await this.source.regions(v.name, from, Math.min(4096, n - from), this.held.size > 0)
           if (info.birth !== v.birth) throw new VolmirrorError('REGION_CHANGED', `${v.name} was renamed or replaced while the base was taken; taking it again`)
           const todo = info.regions.filter(r => r.realized && r.length > 0)
-          await eachLimited(todo, this.opts.concurrency ?? 8, async r => {
+          await eachLimited(todo, this.opts.concurrency ?? 16, async r => {
             if (this.stopped) throw new VolmirrorError('CLOSED', 'the archiver stopped')
             if (r.sha256 && this.held.has(r.sha256)) {
               regions.push([r.index, r.length, r.sha256, r.asOf])
