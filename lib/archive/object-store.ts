@@ -8,8 +8,9 @@
  * `~/.aws/config`); `--archive-endpoint URL` for a store that is not AWS
  * (path-style addressing then, which every S3-compatible server takes).
  *
- * Every call has a timeout; a failure is ARCHIVE_UNREACHABLE (or NOT_FOUND
- * for a missing object) with what the store said. Retrying is the caller's
+ * Every call has a timeout; a failure is ARCHIVE_UNREACHABLE with what the
+ * store said, NOT_FOUND for a missing object or bucket, UNAUTHORIZED for
+ * missing or refused credentials. Retrying is the caller's
  * business (the archiver backs off; a restore retries a few times).
  */
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
@@ -108,7 +109,15 @@ export class ObjectStore {
       return await fn()
     } catch (err) {
       const e = err as { name?: string, message?: string, $metadata?: { httpStatusCode?: number } }
+      if (e.name === 'NoSuchBucket') throw new VolmirrorError('NOT_FOUND', `${this.url}: no bucket ${JSON.stringify(this.where.bucket)} on this store (create it first)`, { cause: err })
       if (e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) throw new VolmirrorError('NOT_FOUND', `${this.url}: ${what}: no such object`, { cause: err })
+      // Not a failure that time fixes: said at once, never retried.
+      if (e.name === 'CredentialsProviderError') {
+        throw new VolmirrorError('UNAUTHORIZED', `${this.url}: no credentials for the store: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials`, { cause: err })
+      }
+      if (e.$metadata?.httpStatusCode === 403 || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch' || e.name === 'AccessDenied') {
+        throw new VolmirrorError('UNAUTHORIZED', `${this.url}: ${what}: the store refused the credentials (${e.name ?? 'HTTP 403'}): check the key and its permissions on the bucket`, { cause: err })
+      }
       const status = e.$metadata?.httpStatusCode ? ` (HTTP ${e.$metadata.httpStatusCode})` : ''
       throw new VolmirrorError('ARCHIVE_UNREACHABLE', `${this.url}: ${what}: ${e.name ?? 'Error'}: ${e.message ?? String(err)}${status}`, { cause: err })
     }

@@ -177,6 +177,16 @@ describe('journal archive on an S3 protocol server (processes)', function () {
     assert.deepEqual(await hashDir(latest.dir), last.sums, 'the latest point restores equal after the long outage')
   })
 
+  it('restore without credentials says what to set, and creates nothing', async () => {
+    const dir = path.join(await tmpDir('restore'), 'images')
+    const r = await cli(['restore', '--archive', 's3://some-bucket/x', '--archive-endpoint', 'http://127.0.0.1:9', '--images', dir], {
+      env: { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_CONFIG_FILE: '/nonexistent' },
+    })
+    assert.equal(r.code, 1, r.stderr)
+    assert.match(r.stderr, /^volmirror: s3:\/\/some-bucket\/x\/: no credentials for the store: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~\/\.aws\/credentials \[UNAUTHORIZED\]$/m)
+    await assert.rejects(readdir(dir), 'nothing created')
+  })
+
   it('retention deletes what no point in the window needs; the latest point stays restorable', async () => {
     const s3 = await S3Server.start()
     useStore(s3)
