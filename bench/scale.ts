@@ -90,7 +90,7 @@ export const scale: Benchmark = {
       const d = path.join(ctx.scratch, 'dr')
       const t1 = performance.now()
       const dr = await startDr({ images: path.join(d, 'images'), state: path.join(d, 'state'), mnt: path.join(d, 'mnt'), log: path.join(d, 'dr.log') },
-        primary, { app: ctx.app, cleanup: ctx.cleanup, args: ['--hydrate-rate', 'unlimited'] })
+        primary, { app: ctx.app, cleanup: ctx.cleanup, args: ['--hydrate-rate', 'unlimited'], ...(ctx.cpuProfDir ? { cpuProfDir: ctx.cpuProfDir } : {}) })
       const last = (await primary.status()).seq.last
       await waitFor('the DR to be consistent', async () => caughtUp(await dr.status(), volumes, last), 3600_000, 500)
       add(`DR initial sync of ${volumes} volumes (${volumes} MiB written, ${fmt(volumes * gib / 1024)} TiB logical)`, 's', (performance.now() - t1) / 1000, 'DR start to consistent')

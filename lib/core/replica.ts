@@ -93,6 +93,7 @@ export class Replica {
   forget (volume: number): void {
     this.maps.delete(volume)
     this.versions.delete(volume)
+    this.changes.delete(volume)
     this.rule.forgetVolume(volume)
     this.onForget?.(volume)
   }
@@ -100,6 +101,22 @@ export class Replica {
   /** version is the seq a region last changed at in this process (0 if not since start). */
   version (volume: number, region: number): number {
     return this.versions.get(volume)?.[region] ?? 0
+  }
+
+  /**
+   * changeCount counts the records (data and truncates) applied to a
+   * volume since this process started: equal at two moments means no
+   * record changed its bytes in between (hydration leaves a hole it found
+   * unpunched then; fetches write only the region they settle).
+   */
+  changeCount (volume: number): number {
+    return this.changes.get(volume) ?? 0
+  }
+
+  private readonly changes = new Map<number, number>()
+
+  private changed (volume: number): void {
+    this.changes.set(volume, (this.changes.get(volume) ?? 0) + 1)
   }
 
   private touch (volume: number, region: number, seq: number): void {
@@ -139,6 +156,7 @@ export class Replica {
 
   /** apply applies one data record by the asOf rule. */
   apply (volume: number, rec: DataRecord): void {
+    this.changed(volume)
     if (rec.op === 'truncate') {
       this.truncate(volume, rec.seq, rec.offset)
       return

@@ -32,7 +32,7 @@ import type { Logger } from '../log.js'
 import type { PrimaryService, RegionInfo } from '../replication/protocol.js'
 import type { ImageDir } from '../store/image-dir.js'
 import type { RegionCodes } from '../store/region-codes.js'
-import { describeBytes, isHole } from '../store/realization.js'
+import { dataRegions, describeBytes } from '../store/realization.js'
 import type { VolumeFiles } from '../store/volume-files.js'
 import { sameVolume, type DrVolumes } from './dr-volumes.js'
 import type { Fetcher } from './fetcher.js'
@@ -41,7 +41,8 @@ import type { Fetcher } from './fetcher.js'
 export type SyncReason = 'initialSync' | 'resync' | 'failback' | 'compare'
 
 /** Asked is a batch as the primary described it, with which of its regions the DR holds data for. */
-interface Asked { local: Map<number, boolean>, info: Awaited<ReturnType<PrimaryService['regions']>> }
+/** Asked is a batch's answer: which regions the DR holds data for, the volume's change count when it looked, and the primary's answer. */
+interface Asked { local: Map<number, boolean>, changes: number, size: number, info: Awaited<ReturnType<PrimaryService['regions']>> }
 
 const REASON_LABEL: Record<SyncReason, string> = { initialSync: 'initial sync', resync: 'resync', failback: 'failback', compare: 'compare' }
 
@@ -237,9 +238,9 @@ export class Hydrator {
         }
         const count = Math.min(batch, map.length - from)
         at = from + count
-        const asked = next?.from === from ? next.asked : this.ask(v.name, from, count)
+        const asked = next?.from === from ? next.asked : this.ask(v.id, v.name, from, count)
         const after = map.next(at, false)
-        next = after < 0 ? undefined : { from: after, asked: this.ask(v.name, after, Math.min(batch, map.length - after)) }
+        next = after < 0 ? undefined : { from: after, asked: this.ask(v.id, v.name, after, Math.min(batch, map.length - after)) }
         next?.asked.catch(() => {}) // reported when it is settled, if it still is
         await asked.then(async a => {
           await this.settleBatch(v.id, v.name, a)
@@ -281,20 +282,22 @@ export class Hydrator {
   }
 
   /** ask finds which regions of a batch the DR holds data for, and asks the primary about them. */
-  private async ask (name: string, from: number, count: number): Promise<Asked> {
+  private async ask (volume: number, name: string, from: number, count: number): Promise<Asked> {
     const rs = this.replica.regionSize
+    const changes = this.replica.changeCount(volume)
+    const size = this.replica.imageSize(volume)
     // Which of these does the DR hold data for? Only those need checksums.
     const local = await this.files.use(name, async f => {
       const out = new Map<number, boolean>()
-      for (let r = from; r < from + count; r++) out.set(r, !isHole(this.images, f.fd, r * rs, rs))
+      dataRegions(this.images, f.fd, from, count, rs).forEach((has, i) => out.set(from + i, has))
       return out
     })
     const anyLocal = [...local.values()].some(Boolean)
-    return { local, info: await this.service.regions(name, from, count, anyLocal) }
+    return { local, changes, size, info: await this.service.regions(name, from, count, anyLocal) }
   }
 
   /** settleBatch decides each region of an answered batch: keep, release, or copy. */
-  private async settleBatch (volume: number, name: string, { local, info }: Asked): Promise<void> {
+  private async settleBatch (volume: number, name: string, { local, changes, size, info }: Asked): Promise<void> {
     // Hold back while readers wait for fetches: they come first.
     while (this.running && this.fetcher.inFlight('read') > 0) await new Promise(resolve => setTimeout(resolve, 5))
     const v = this.volumes.byIdOf(volume)
@@ -302,7 +305,7 @@ export class Hydrator {
     for (const ri of info.regions) {
       if (!this.running) break
       if (this.replica.present(volume, ri.index) || this.replica.rule.inFlight(regionKey(volume, ri.index))) continue
-      const action = await this.decide(volume, name, ri, local.get(ri.index) ?? false)
+      const action = await this.decide(volume, name, ri, local.get(ri.index) ?? false, { changes, size })
       if (action === 'copy') {
         await this.copy(volume, name, ri.index)
         await this.pace(this.replica.regionSize)
@@ -313,7 +316,7 @@ export class Hydrator {
   }
 
   /** decide settles one region by comparison inside a fetch flight; returns 'copy' when it must be fetched. */
-  private async decide (volume: number, name: string, ri: RegionInfo, localHasData: boolean): Promise<'keep' | 'release' | 'copy'> {
+  private async decide (volume: number, name: string, ri: RegionInfo, localHasData: boolean, atAsk: { changes: number, size: number }): Promise<'keep' | 'release' | 'copy'> {
     const rs = this.replica.regionSize
     const start = ri.index * rs
     if (ri.realized && !localHasData) return 'copy'
@@ -343,11 +346,13 @@ export class Hydrator {
       // from the bytes compared: only a copy is safe then.
       if (action === 'keep' && ri.realized && this.replica.fetchTouched(token)) return 'copy'
       if (!this.replica.fetchKnown(token, ri.asOf)) return 'copy'
-      if (!ri.realized) {
-        // The primary's region is zeros, for `length` bytes: make the DR's
-        // read so, also where its copy is shorter (a hole costs nothing).
-        this.replica.fetchZero(token, start, ri.length)
-      }
+      // The primary's region is zeros, for `length` bytes: make the DR's
+      // read so, also where its copy is shorter (a hole costs nothing).
+      // A region that was a hole here when the batch was asked, within the
+      // file, in a volume nothing changed since (no record, fetch or
+      // truncate: the size then is the size now), reads so already.
+      const stillHole = !localHasData && this.replica.changeCount(volume) === atAsk.changes && atAsk.size >= start + ri.length
+      if (!ri.realized && !stillHole) this.replica.fetchZero(token, start, ri.length)
       if (action === 'release') this.counters.released++
       else this.counters.kept++
       ok = true
