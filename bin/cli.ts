@@ -20,7 +20,7 @@ import { readToken } from '../lib/http/auth.js'
 import { hostname } from 'node:os'
 import { forceUnmount } from '../lib/fuse/mount.js'
 import { type DataPath } from '../lib/fuse/native-path.js'
-import { checkUnknownOptions, urlOption, common, compressOption, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
+import { checkUnknownOptions, commandFor, urlOption, common, compressOption, dataPathOption, durationOption, logger, regionSizeOption, tlsOption, usage, type CommonOpts } from '../lib/cli/options.js'
 import type { CompressMode } from '../lib/http/compression.js'
 import { addHistoryCommands, formatPoint, pointArgs } from '../lib/cli/history-commands.js'
 import { completionScript } from '../lib/cli/completion.js'
@@ -344,15 +344,15 @@ files in the work directory; the demo says where.`)
  * win, and which checks required flags with the file's values in place).
  */
 async function applyConfigFile (args: string[]): Promise<void> {
-  const at = args.findIndex(a => !a.startsWith('-'))
-  const cmd = program.commands.find(c => c.name() === args[at])
-  if (!cmd) return
-  const file = configPath(args.slice(at + 1))
+  const { cmd, next } = commandFor(program, args)
+  if (cmd === program) return
+  const file = configPath(args.slice(next))
   if (file === undefined) return
   const flags = (c: Command): FlagSpec[] => c.options.filter(o => o.long).map(o => ({
     key: o.long!.slice(2), boolean: o.isBoolean(), ...(o.argChoices ? { choices: o.argChoices } : {}), ...(/<(dir|file)>/.test(o.flags) ? { path: true } : {}),
   }))
-  const others = program.commands.filter(c => c !== cmd).flatMap(c => flags(c).map(f => f.key))
+  const all = (c: Command): Command[] => c.commands.flatMap(x => [x, ...all(x)])
+  const others = all(program).filter(c => c !== cmd).flatMap(c => flags(c).map(f => f.key))
   for (const [key, value] of await readConfig(file, flags(cmd), others)) {
     const opt = cmd.options.find(o => o.long === `--${key}`)!
     cmd.setOptionValueWithSource(opt.attributeName(), value, 'config')

@@ -29,10 +29,11 @@ import { compressBody } from '../http/compression.js'
 import type { Logger } from '../log.js'
 import type { GroupBatch, PrimaryService, RegisterReply } from '../replication/protocol.js'
 import {
-  baseKey, chunkKey, decodeManifest, encodeChunk, encodeManifest, parseBaseKey, parseChunkKey, regionKey, retained, sha256, spans,
+  baseKey, chunkKey, decodeManifest, encodeChunk, encodeManifest, parseBaseKey, parseChunkKey, parseRegionKey, regionKey, regionShas, retained, spans,
   type ArchivedRegion, type ArchivedVolume, type BaseInfo, type BaseManifest, type ChunkInfo,
 } from './layout.js'
 import type { ObjectStore } from './object-store.js'
+import { describeBytes } from '../store/realization.js'
 
 /** ArchiverOptions: who the primary is, and when to seal, snapshot and forget. */
 export interface ArchiverOptions {
@@ -287,7 +288,7 @@ export class Archiver {
       if (m.regionSize !== this.opts.regionSize) {
         throw new VolmirrorError('INVALID_ARGUMENT', `${this.store.url} holds an archive of regions of ${m.regionSize} bytes; this primary uses ${this.opts.regionSize}: use another prefix`)
       }
-      for (const v of m.volumes) for (const r of v.regions) this.held.add(r[2])
+      for (const sha of regionShas(m)) this.held.add(sha)
       this.st.lastBase = { seq: newest.seq, complete: newest.complete, at: new Date(newest.ts).toISOString() }
     }
     this.opts.log.info('archive.opened', { url: this.store.url, chunks: this.chunks.length, bases: this.bases.length, archivedSeq: this.st.archivedSeq })
@@ -393,8 +394,10 @@ export class Archiver {
     })
     if (moved) throw new VolmirrorError('REGION_CHANGED', `${volume} was renamed or replaced while the base was taken; taking it again`)
     const data = buf.subarray(0, length)
-    if (data.every(b => b === 0)) return undefined
-    const sha = sha256(data)
+    // The zero test and SHA-256 (off the main thread) the region codes use.
+    const facts = await describeBytes(data, true)
+    if (!facts.realized) return undefined
+    const sha = facts.sha256!
     if (!this.held.has(sha)) {
       const body = compressBody([data])
       await this.store.put(regionKey(sha), body)
@@ -424,12 +427,11 @@ export class Archiver {
     const keep = new Set<string>()
     for (const b of this.bases) {
       const m = decodeManifest(await this.store.get(b.key), b.key)
-      for (const v of m.volumes) for (const r of v.regions) keep.add(r[2])
+      for (const sha of regionShas(m)) keep.add(sha)
     }
-    const objects = await this.store.list('regions/')
-    const orphans = objects.map(o => o.key).filter(k => { const sha = /^regions\/([0-9a-f]{64})\.zst$/.exec(k)?.[1]; return sha !== undefined && !keep.has(sha) })
-    await this.store.delete(orphans)
-    for (const k of orphans) this.held.delete(k.slice('regions/'.length, -'.zst'.length))
+    const orphans = (await this.store.list('regions/')).map(o => parseRegionKey(o.key)).filter((sha): sha is string => sha !== undefined && !keep.has(sha))
+    await this.store.delete(orphans.map(regionKey))
+    for (const sha of orphans) this.held.delete(sha)
     this.opts.log.info('archive.retention', { bases: decision.dropBases.length, chunks: decision.dropChunks.length, regions: orphans.length })
   }
 

@@ -168,6 +168,11 @@ export function decodeChunk (body: Uint8Array, what: string, maxBytes = 1024 * 1
   return { header, records }
 }
 
+/** regionShas lists the region objects a base refers to (by SHA-256). */
+export function regionShas (m: BaseManifest): string[] {
+  return m.volumes.flatMap(v => v.regions.map(r => r[2]))
+}
+
 export function encodeManifest (m: BaseManifest): Buffer {
   return compressBody([Buffer.from(JSON.stringify(m))])
 }

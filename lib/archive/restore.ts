@@ -22,7 +22,7 @@
 import { chmod, mkdir, open, readdir, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { eachLimited } from '../core/each-limited.js'
-import { checkVolumeName } from '../core/volume-name.js'
+import { checkVolumeName, RESERVED_PREFIX } from '../core/volume-name.js'
 import { VolmirrorError, isVolmirrorError } from '../errors.js'
 import { decompressInto } from '../http/compression.js'
 import { ImageDir } from '../store/image-dir.js'
@@ -31,7 +31,8 @@ import { VolumeFiles } from '../store/volume-files.js'
 import { decodeChunk, decodeManifest, parseBaseKey, parseChunkKey, pickSpan, regionKey, sha256, spans, type BaseInfo, type ChunkInfo, type Span, type Target } from './layout.js'
 import type { ObjectStore } from './object-store.js'
 
-export const INCOMPLETE_MARKER = '.volmirror-restore-incomplete'
+/** Named under the reserved prefix: never taken for a volume. */
+export const INCOMPLETE_MARKER = `${RESERVED_PREFIX}-restore-incomplete`
 
 /** ArchiveListing is what an archive holds (`volmirror archive ls`). */
 export interface ArchiveListing {
@@ -168,7 +169,8 @@ export async function restore (store: ObjectStore, opts: RestoreOptions): Promis
   } finally {
     files.closeAll()
   }
-  const kept = await listVolumes(opts.images)
+  // The image directory's own listing (it skips the reserved names: the marker too).
+  const kept = (await images.listVolumes()).map(v => ({ name: v.name, size: v.stats.size })).sort((a, b) => a.name.localeCompare(b.name))
   for (const v of manifest.volumes) {
     if (kept.some(k => k.name === v.name)) await chmod(path.join(opts.images, v.name), v.mode & 0o7777).catch(() => {})
   }
@@ -221,20 +223,6 @@ async function emptyDir (dir: string): Promise<void> {
   if (there.length > 0) {
     throw new VolmirrorError('USAGE', `${dir} is not empty (${there.slice(0, 3).join(', ')}${there.length > 3 ? ', ...' : ''}): restore writes into a new or empty directory and never overwrites`)
   }
-}
-
-async function listVolumes (root: string, sub = ''): Promise<Array<{ name: string, size: number }>> {
-  const out: Array<{ name: string, size: number }> = []
-  for (const e of await readdir(path.join(root, sub), { withFileTypes: true })) {
-    const name = sub ? `${sub}/${e.name}` : e.name
-    if (e.name === INCOMPLETE_MARKER) continue
-    if (e.isDirectory()) out.push(...await listVolumes(root, name))
-    else if (e.isFile()) {
-      const fh = await open(path.join(root, name), 'r')
-      try { out.push({ name, size: (await fh.stat()).size }) } finally { await fh.close() }
-    }
-  }
-  return out.sort((a, b) => a.name.localeCompare(b.name))
 }
 
 /** withRetries retries a store call a few times (a restore is not a daemon: it then fails with the store's error). */

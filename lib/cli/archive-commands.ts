@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander'
 import type { ArchiveSettings } from '../node/primary-node.js'
-import { parseArchiveUrl, ObjectStore } from '../archive/object-store.js'
+import { parseArchiveUrl, ObjectStore, type ArchiveUrl, type ObjectStoreOptions } from '../archive/object-store.js'
 import { listArchive, restore } from '../archive/restore.js'
 import { VolmirrorError } from '../errors.js'
 import { formatBytes } from './parse.js'
@@ -45,22 +45,25 @@ export function archiveSettings (o: ArchiveFlags): ArchiveSettings | undefined {
     if (o.archiveRetention !== undefined) throw new VolmirrorError('USAGE', '--archive-retention needs --archive s3://BUCKET/PREFIX')
     return undefined
   }
-  usage('--archive', () => parseArchiveUrl(o.archive!))
-  if (o.archiveEndpoint !== undefined) urlOption('--archive-endpoint', o.archiveEndpoint, 'http://minio:9000')
   return {
     url: o.archive,
-    ...(o.archiveEndpoint ? { endpoint: o.archiveEndpoint } : {}),
-    ...(o.archiveRegion ? { region: o.archiveRegion } : {}),
+    ...checkStoreFlags({ ...o, archive: o.archive }).opts,
     sealMs: durationOption('--archive-every', o.archiveEvery),
     baseEveryMs: durationOption('--archive-base-every', o.archiveBaseEvery),
     ...(o.archiveRetention !== undefined ? { retentionMs: durationOption('--archive-retention', o.archiveRetention) } : {}),
   }
 }
 
-function openStore (o: StoreFlags): ObjectStore {
+/** checkStoreFlags checks where the store is (a usage error naming the flag otherwise). */
+function checkStoreFlags (o: StoreFlags): { where: ArchiveUrl, opts: ObjectStoreOptions } {
   const where = usage('--archive', () => parseArchiveUrl(o.archive))
   if (o.archiveEndpoint !== undefined) urlOption('--archive-endpoint', o.archiveEndpoint, 'http://minio:9000')
-  return new ObjectStore(where, { ...(o.archiveEndpoint ? { endpoint: o.archiveEndpoint } : {}), ...(o.archiveRegion ? { region: o.archiveRegion } : {}) })
+  return { where, opts: { ...(o.archiveEndpoint ? { endpoint: o.archiveEndpoint } : {}), ...(o.archiveRegion ? { region: o.archiveRegion } : {}) } }
+}
+
+function openStore (o: StoreFlags): ObjectStore {
+  const { where, opts } = checkStoreFlags(o)
+  return new ObjectStore(where, opts)
 }
 
 /** addArchiveCommands adds `archive ls` and `restore` to the program. */

@@ -72,21 +72,31 @@ export function logger (o: CommonOpts, role: string): Logger {
 
 
 /**
+ * commandFor finds the (sub)command the leading words of `argv` name
+ * (`primary`, `archive ls`), and where its own arguments start; the
+ * program itself when they name none.
+ */
+export function commandFor (program: Command, argv: string[]): { cmd: Command, next: number } {
+  let cmd = program
+  let next = 0
+  while (next < argv.length && !argv[next]!.startsWith('-')) {
+    const sub = cmd.commands.find(c => c.name() === argv[next] || c.aliases().includes(argv[next]!))
+    if (!sub) break
+    cmd = sub
+    next++
+  }
+  return { cmd, next }
+}
+
+/**
  * checkUnknownOptions reports the first flag the command does not know,
  * before anything else is checked: commander checks required options
  * first, so `primary --bogus` would otherwise say that --images is missing.
  */
 export function checkUnknownOptions (program: Command, argv: string[]): void {
-  let cmd = program
-  let i = 0
-  // The (sub)command the words name: `archive ls`, `dr-forget`, ...
-  while (i < argv.length && !argv[i]!.startsWith('-')) {
-    const sub = cmd.commands.find(c => c.name() === argv[i] || c.aliases().includes(argv[i]!))
-    if (!sub) break
-    cmd = sub
-    i++
-  }
+  const { cmd, next } = commandFor(program, argv)
   if (cmd === program) return
+  let i = next
   const known = new Map<string, boolean>() // flag -> takes a value
   for (const o of [...cmd.options, ...program.options]) {
     for (const f of [o.long, o.short]) if (f) known.set(f, o.required || o.optional)

@@ -136,7 +136,7 @@ function card (name) {
   map.append(axis, canvas);
   root.append(head, info, map);
   $('volumes').append(root);
-  c = { root, badge, info, canvas, axis, picture: null, cols: 1, scale: 1 };
+  c = { root, badge, info, canvas, axis, picture: null, raw: '', cols: 1, scale: 1 };
   canvas.addEventListener('mousemove', (ev) => hover(c, ev));
   canvas.addEventListener('mouseleave', () => { $('tip').hidden = true; });
   cards.set(name, c);
@@ -154,7 +154,7 @@ function hover (c, ev) {
   const i = y * c.cols + x;
   const tip = $('tip');
   if (x < 0 || x >= c.cols || i < 0 || i >= p.regions) { tip.hidden = true; return; }
-  const st = STATES[(atob(p.data).charCodeAt(i >> 2) >> ((i & 3) * 2)) & 3];
+  const st = STATES[(c.raw.charCodeAt(i >> 2) >> ((i & 3) * 2)) & 3];
   tip.textContent = p.volume + ' · region ' + i + ' · offset ' + bytes(i * p.regionSize) + ' · ' + st + ' · as of seq ' + appliedSeq;
   tip.dataset.region = String(i);
   tip.dataset.state = st;
@@ -205,6 +205,7 @@ function draw (c, p) {
   cv.dataset.regions = String(n);
   for (const st of STATES) cv.dataset[st] = String(p.counts[st]);
   c.picture = p;
+  c.raw = raw;
   c.cols = cols;
   c.scale = scale;
   drawAxis(c, p, cols, rows, scale);
