@@ -23,7 +23,7 @@ import { writeSparseImage } from './lib/images.js'
 import { BenchS3 } from './lib/s3rver.js'
 import { firstLine, fmt, Samples } from './lib/samples.js'
 import type { BenchContext, Benchmark, MetricResult } from './lib/types.js'
-import { startPrimary, waitFor, type VmPrimary } from './lib/volmirror-nodes.js'
+import { nodeDirs, startPrimary, type VmPrimary, waitFor } from './lib/volmirror-nodes.js'
 
 const FULL = { mib: 512 }
 const QUICK = { mib: 64 }
@@ -80,7 +80,7 @@ async function round (ctx: BenchContext, s3: BenchS3, c: S3Client, mib: number, 
   const dir = path.join(ctx.scratch, `run-${r}`)
   const url = `s3://${s3.bucket}/${prefix}`
   const t0 = performance.now()
-  const primary = await startPrimary({ images, state: path.join(dir, 'state'), mnt: path.join(dir, 'mnt'), log: path.join(dir, 'primary.log') }, {
+  const primary = await startPrimary(nodeDirs(dir, path.join(dir, 'primary.log'), images), {
     app: ctx.app, cleanup: ctx.cleanup,
     args: ['--archive', url, '--archive-endpoint', s3.endpoint, '--archive-every', '1s', '--journal-limit', `${4 * mib}M`],
     ...(ctx.cpuProfDir ? { cpuProfDir: ctx.cpuProfDir } : {}),

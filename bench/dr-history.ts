@@ -22,7 +22,7 @@ import { MountProcess } from './lib/mount-process.js'
 import { firstLine, fmt, rotate, Samples } from './lib/samples.js'
 import { dropCaches } from './lib/system.js'
 import type { Benchmark, MetricResult } from './lib/types.js'
-import { caughtUp, nodeArgs, startDr, startPrimary, waitFor } from './lib/volmirror-nodes.js'
+import { caughtUp, nodeArgs, nodeDirs, startDr, startPrimary, waitFor, type NodeDirs } from './lib/volmirror-nodes.js'
 
 const FULL = { mib: 1024, writeMib: 512 }
 const QUICK = { mib: 256, writeMib: 128 }
@@ -41,9 +41,7 @@ export const drHistory: Benchmark = {
     const source = path.join(ctx.scratch, 'new.bin')
     await writeRandomFile(source, params.writeMib)
     ctx.progress(`dr-history: ${params.mib} MiB volume, ${params.writeMib} MiB overwritten, view vs live reads, ${ctx.runs} run(s)`)
-    const node = (n: string): { images: string, state: string, mnt: string, log: string } => ({
-      images: path.join(ctx.scratch, n, 'images'), state: path.join(ctx.scratch, n, 'state'), mnt: path.join(ctx.scratch, n, 'mnt'), log: path.join(ctx.scratch, n, `${n}.log`),
-    })
+    const node = (n: string): NodeDirs => nodeDirs(path.join(ctx.scratch, n), path.join(ctx.scratch, n, `${n}.log`))
     const primary = await startPrimary({ ...node('primary'), images }, { app: ctx.app, cleanup: ctx.cleanup })
     try {
       const dr = await startDr(node('dr'), primary, { app: ctx.app, cleanup: ctx.cleanup, args: ['--hydrate-rate', 'unlimited', '--history', '24h', '--history-size', '100G'] })

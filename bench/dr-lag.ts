@@ -20,7 +20,7 @@ import { firstLine, fmt, Samples } from './lib/samples.js'
 import { sampleRss } from './lib/rss.js'
 import { percentile } from './lib/stats.js'
 import type { Benchmark } from './lib/types.js'
-import { caughtUp, drStatus, startDr, startPrimary, waitFor } from './lib/volmirror-nodes.js'
+import { caughtUp, drStatus, nodeDirs, startDr, startPrimary, waitFor } from './lib/volmirror-nodes.js'
 
 /** Sizes: the issue's 30 s at 100 MB/s; --quick 8 s. */
 const FULL = { runtimeS: 30 }
@@ -69,10 +69,10 @@ export const drLag: Benchmark = {
     ctx.progress(`dr-lag: fio 100 MB/s sequential 64 KiB writes for ${params.runtimeS} s on a ${VOLUME_MIB} MiB volume, lag sampled every ${SAMPLE_MS} ms, ${ctx.runs} run(s)`)
     const p = path.join(ctx.scratch, 'primary')
     const d = path.join(ctx.scratch, 'dr')
-    const primary = await startPrimary({ images, state: path.join(p, 'state'), mnt: path.join(p, 'mnt'), log: path.join(p, 'primary.log') }, { app: ctx.app, cleanup: ctx.cleanup, ...prof })
+    const primary = await startPrimary(nodeDirs(p, path.join(p, 'primary.log'), images), { app: ctx.app, cleanup: ctx.cleanup, ...prof })
     const job = (mnt: string): FioJob => ({ filename: path.join(mnt, NAME), size: VOLUME_MIB * 2 ** 20, rw: 'write', bs: '64k', ioengine: 'psync', runtimeS: params.runtimeS, rate: '100m' })
     try {
-      const dr = await startDr({ images: path.join(d, 'images'), state: path.join(d, 'state'), mnt: path.join(d, 'mnt'), log: path.join(d, 'dr.log') }, primary,
+      const dr = await startDr(nodeDirs(d, path.join(d, 'dr.log')), primary,
         { app: ctx.app, cleanup: ctx.cleanup, args: ['--hydrate-rate', 'unlimited'], ...prof })
       try {
         await waitFor('the DR to be consistent', async () => caughtUp(await dr.status(), 1, (await primary.status()).seq.last), 120_000, 100)

@@ -20,7 +20,7 @@ import { MountProcess } from './lib/mount-process.js'
 import { firstLine, fmt, rotate, Samples } from './lib/samples.js'
 import { dropCaches } from './lib/system.js'
 import type { Benchmark, MetricResult } from './lib/types.js'
-import { caughtUp, startDr, startPrimary, waitFor, type VmDr } from './lib/volmirror-nodes.js'
+import { caughtUp, nodeDirs, startDr, startPrimary, type VmDr, waitFor, type NodeDirs } from './lib/volmirror-nodes.js'
 
 const FULL = { mib: 1024, runtimeS: 8 }
 const QUICK = { mib: 256, runtimeS: 2 }
@@ -39,9 +39,7 @@ export const drPresentRead: Benchmark = {
     await mkdir(images, { recursive: true })
     await writeRandomFile(path.join(images, NAME), params.mib)
     ctx.progress(`dr-present-read: ${params.mib} MiB random volume, hydrated DRs, fio ${params.runtimeS} s, ${ctx.runs} run(s)`)
-    const node = (n: string): { images: string, state: string, mnt: string, log: string } => ({
-      images: path.join(ctx.scratch, n, 'images'), state: path.join(ctx.scratch, n, 'state'), mnt: path.join(ctx.scratch, n, 'mnt'), log: path.join(ctx.scratch, n, `${n}.log`),
-    })
+    const node = (n: string): NodeDirs => nodeDirs(path.join(ctx.scratch, n), path.join(ctx.scratch, n, `${n}.log`))
     const job = (dir: string, more: Partial<FioJob>): FioJob => ({ filename: path.join(dir, NAME), size: params.mib * 2 ** 20, rw: 'randread', bs: '4k', ioengine: 'psync', runtimeS: params.runtimeS, readonly: true, ...more })
     const primary = await startPrimary({ ...node('primary'), images }, { app: ctx.app, cleanup: ctx.cleanup })
     const drs: VmDr[] = []

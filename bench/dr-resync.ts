@@ -36,7 +36,7 @@ import { firstLine, fmt, rotate, Samples } from './lib/samples.js'
 import { rsyncArgs, rsyncDelta, startRsyncDaemon } from './lib/sync-peers.js'
 import { dropCaches } from './lib/system.js'
 import type { BenchContext, Benchmark, MetricResult } from './lib/types.js'
-import { caughtUp, startDr, startPrimary, waitFor, type NodeDirs, type VmPrimary } from './lib/volmirror-nodes.js'
+import { caughtUp, type NodeDirs, nodeDirs, startDr, startPrimary, type VmPrimary, waitFor } from './lib/volmirror-nodes.js'
 
 /** Sizes: the 4 GiB image; --quick 1 GiB. */
 const FULL = { mib: 4096 }
@@ -123,13 +123,13 @@ async function setup (ctx: BenchContext, mib: number): Promise<Env> {
   const src = path.join(images, NAME)
   await writeSparseImage(src, mib * REGION, REGION, FILLED, 1)
   const p = path.join(ctx.scratch, 'primary')
-  const primaryDirs = { images, state: path.join(p, 'state'), mnt: path.join(p, 'mnt'), log: path.join(p, 'primary.log') }
+  const primaryDirs = nodeDirs(p, path.join(p, 'primary.log'), images)
   const primaryPort = await freePort()
   const primary = await startPrimary(primaryDirs, { app: ctx.app, cleanup: ctx.cleanup, port: primaryPort, ...prof(ctx) })
   try {
     await settled(ctx, primary, mib)
     const d = path.join(ctx.scratch, 'dr')
-    const drDirs = { images: path.join(d, 'images'), state: path.join(d, 'state'), mnt: path.join(d, 'mnt'), log: path.join(d, 'dr.log') }
+    const drDirs = nodeDirs(d, path.join(d, 'dr.log'))
     const t0 = Date.now()
     const dr = await startDr(drDirs, primary, { app: ctx.app, cleanup: ctx.cleanup, args: ['--hydrate-rate', 'unlimited'], ...prof(ctx) })
     let drId: string

@@ -17,7 +17,7 @@ import { rssMiB } from './lib/rss.js'
 import { fmt } from './lib/samples.js'
 import { median } from './lib/stats.js'
 import type { BenchContext, Benchmark, Figure, MetricResult } from './lib/types.js'
-import { caughtUp, startDr, startPrimary, waitFor, type VmNode } from './lib/volmirror-nodes.js'
+import { caughtUp, nodeDirs, startDr, startPrimary, type VmNode, waitFor } from './lib/volmirror-nodes.js'
 
 const FULL = { volumes: 1000, gib: 10 }
 const QUICK = { volumes: 100, gib: 10 }
@@ -72,7 +72,7 @@ export const scale: Benchmark = {
     }
     const p = path.join(ctx.scratch, 'primary')
     const t0 = performance.now()
-    const primary = await startPrimary({ images, state: path.join(p, 'state'), mnt: path.join(p, 'mnt'), log: path.join(p, 'primary.log') },
+    const primary = await startPrimary(nodeDirs(p, path.join(p, 'primary.log'), images),
       { app: ctx.app, cleanup: ctx.cleanup, ...(ctx.cpuProfDir ? { cpuProfDir: ctx.cpuProfDir } : {}) })
     const primaryStart = (performance.now() - t0) / 1000
     const out: MetricResult[] = []
@@ -89,7 +89,7 @@ export const scale: Benchmark = {
 
       const d = path.join(ctx.scratch, 'dr')
       const t1 = performance.now()
-      const dr = await startDr({ images: path.join(d, 'images'), state: path.join(d, 'state'), mnt: path.join(d, 'mnt'), log: path.join(d, 'dr.log') },
+      const dr = await startDr(nodeDirs(d, path.join(d, 'dr.log')),
         primary, { app: ctx.app, cleanup: ctx.cleanup, args: ['--hydrate-rate', 'unlimited'], ...(ctx.cpuProfDir ? { cpuProfDir: ctx.cpuProfDir } : {}) })
       const last = (await primary.status()).seq.last
       await waitFor('the DR to be consistent', async () => caughtUp(await dr.status(), volumes, last), 3600_000, 500)

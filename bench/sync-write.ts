@@ -20,7 +20,7 @@ import { fioArgs, runFio, type FioJob } from './lib/fio.js'
 import { firstLine, fmt, rotate, Samples } from './lib/samples.js'
 import { median } from './lib/stats.js'
 import type { Benchmark, MetricResult } from './lib/types.js'
-import { caughtUp, startDr, startPrimary, waitFor } from './lib/volmirror-nodes.js'
+import { caughtUp, nodeDirs, startDr, startPrimary, waitFor } from './lib/volmirror-nodes.js'
 
 const FULL = { runtimeS: 6 }
 const QUICK = { runtimeS: 2 }
@@ -73,11 +73,11 @@ export const syncWrite: Benchmark = {
           await fh.close()
           let proxy: TcpProxy | undefined
           try {
-            const primary = await startPrimary({ images, state: path.join(dir, 'p', 'state'), mnt: path.join(dir, 'p', 'mnt'), log: path.join(dir, 'primary.log') },
+            const primary = await startPrimary(nodeDirs(path.join(dir, 'p'), path.join(dir, 'primary.log'), images),
               { app: ctx.app, cleanup: ctx.cleanup, args: mode === 'sync' ? ['--sync'] : [] })
             proxy = await startProxy(primary.url)
             proxy.shape({ rttMs: rtt })
-            const dr = await startDr({ images: path.join(dir, 'd', 'images'), state: path.join(dir, 'd', 'state'), mnt: path.join(dir, 'd', 'mnt'), log: path.join(dir, 'dr.log') },
+            const dr = await startDr(nodeDirs(path.join(dir, 'd'), path.join(dir, 'dr.log')),
               { ...primary, url: proxy.url }, { app: ctx.app, cleanup: ctx.cleanup, args: ['--hydrate-rate', 'unlimited'] })
             try {
               await waitFor('the DR to be consistent', async () => caughtUp(await dr.status(), 1, (await primary.status()).seq.last), 120_000, 100)

@@ -26,7 +26,7 @@ import { runOk } from './lib/exec.js'
 import { writeSparseImage } from './lib/images.js'
 import { firstLine, fmt, Samples } from './lib/samples.js'
 import type { BenchContext, Benchmark, MetricResult } from './lib/types.js'
-import { caughtUp, startDr, startPrimary, waitFor } from './lib/volmirror-nodes.js'
+import { caughtUp, nodeDirs, startDr, startPrimary, waitFor } from './lib/volmirror-nodes.js'
 
 const FULL = { mib: 64 }
 const QUICK = { mib: 16 }
@@ -79,13 +79,13 @@ async function replicate (ctx: BenchContext, source: string, mib: number, mode: 
   await mkdir(images, { recursive: true })
   await writeSparseImage(path.join(images, NAME), mib * MiB, MiB, 0, 1)
   const profile = ctx.cpuProfDir ? { cpuProfDir: ctx.cpuProfDir } : {}
-  const primary = await startPrimary({ images, state: path.join(dir, 'p', 'state'), mnt: path.join(dir, 'p', 'mnt'), log: path.join(dir, 'primary.log') },
+  const primary = await startPrimary(nodeDirs(path.join(dir, 'p'), path.join(dir, 'primary.log'), images),
     { app: ctx.app, cleanup: ctx.cleanup, ...profile })
   const proxy = await startProxy(primary.url)
   proxy.shape({ rttMs: RTT_MS, bytesPerSecond: LINK_BPS })
   try {
     const d = path.join(dir, 'd')
-    const dr = await startDr({ images: path.join(d, 'images'), state: path.join(d, 'state'), mnt: path.join(d, 'mnt'), log: path.join(dir, 'dr.log') },
+    const dr = await startDr(nodeDirs(d, path.join(dir, 'dr.log')),
       { ...primary, url: proxy.url }, { app: ctx.app, cleanup: ctx.cleanup, args: ['--compress', mode], ...profile })
     try {
       await waitFor('the DR to be consistent', async () => caughtUp(await dr.status(), 1, (await primary.status()).seq.last), 120_000, 50)

@@ -19,7 +19,7 @@ import { settled } from './lib/lazy-setups.js'
 import { firstLine, fmt, Samples } from './lib/samples.js'
 import { dropCaches } from './lib/system.js'
 import type { BenchContext, Benchmark, MetricResult } from './lib/types.js'
-import { caughtUp, startDr, startPrimary, waitFor, type VmPrimary } from './lib/volmirror-nodes.js'
+import { caughtUp, nodeDirs, startDr, startPrimary, type VmPrimary, waitFor } from './lib/volmirror-nodes.js'
 
 const FULL = { mib: 1024 }
 const QUICK = { mib: 256 }
@@ -59,7 +59,7 @@ async function syncOver (ctx: BenchContext, primary: VmPrimary, dir: string, rtt
   const proxy = await startProxy(primary.url)
   proxy.shape({ rttMs, bytesPerSecond: LINK_BPS })
   try {
-    const dirs = { images: path.join(dir, 'images'), state: path.join(dir, 'state'), mnt: path.join(dir, 'mnt'), log: path.join(dir, 'dr.log') }
+    const dirs = nodeDirs(dir, path.join(dir, 'dr.log'))
     const last = (await primary.status()).seq.last
     await dropCaches()
     const t0 = performance.now()
@@ -88,7 +88,7 @@ export const wanSync: Benchmark = {
     await mkdir(images, { recursive: true })
     await writeSparseImage(path.join(images, NAME), size, 2 ** 20, 1, 3)
     const p = path.join(ctx.scratch, 'primary')
-    const primary = await startPrimary({ images, state: path.join(p, 'state'), mnt: path.join(p, 'mnt'), log: path.join(p, 'primary.log') },
+    const primary = await startPrimary(nodeDirs(p, path.join(p, 'primary.log'), images),
       { app: ctx.app, cleanup: ctx.cleanup, ...(ctx.cpuProfDir ? { cpuProfDir: ctx.cpuProfDir } : {}) })
     try {
       await settled(ctx, primary, params.mib)

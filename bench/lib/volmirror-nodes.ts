@@ -22,6 +22,11 @@ export { waitFor } from '../../test/helpers/wait.js'
 /** NodeDirs are one node's directories and log file. */
 export interface NodeDirs { images: string, state: string, mnt: string, log: string }
 
+/** nodeDirs lays out a node's directories under `dir` (images there too, unless given elsewhere), its log at `log`. */
+export function nodeDirs (dir: string, log: string, images = path.join(dir, 'images')): NodeDirs {
+  return { images, state: path.join(dir, 'state'), mnt: path.join(dir, 'mnt'), log }
+}
+
 /** NodeOptions: the program snapshot, the teardown registry, extra CLI flags, and where a CPU profile goes (none when unset). */
 export interface NodeOptions {
   app: string
